@@ -1,0 +1,92 @@
+/*
+ * buffer: byte queue used for every socket's input and output, and for the
+ * client's standard input. Callers are the connection module, the protocol
+ * formatters and the client.
+ */
+#include "buffer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Small first allocation: most chat lines are short, and idle peers hold nothing. */
+#define BUFFER_FIRST_SIZE 512
+
+void buffer_init(struct buffer *buf, size_t limit)
+{
+	memset(buf, 0, sizeof(*buf));
+	buf->limit = limit;
+}
+
+void buffer_release(struct buffer *buf)
+{
+	free(buf->data);
+	buf->data = NULL;
+	buf->start = buf->end = buf->size = 0;
+}
+
+char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
+{
+	size_t used = buffer_length(buf);
+
+	if (want > buf->limit - used) {
+		want = buf->limit - used;
+		if (want == 0) {
+			errno = ENOBUFS;
+			return NULL;
+		}
+	}
+	if (buf->size - buf->end < want) {
+		/* Slide the unread bytes to the front before growing. */
+		if (buf->start > 0) {
+			memmove(buf->data, buf->data + buf->start, used);
+			buf->start = 0;
+			buf->end = used;
+		}
+		if (buf->size - buf->end < want) {
+			size_t size = buf->size ? buf->size : BUFFER_FIRST_SIZE;
+			while (size - used < want)
+				size *= 2;
+			if (size > buf->limit)
+				size = buf->limit;
+			char *data = realloc(buf->data, size);
+			if (data == NULL)
+				return NULL;
+			buf->data = data;
+			buf->size = size;
+		}
+	}
+	if (room != NULL)
+		*room = buf->size - buf->end;
+	return buf->data + buf->end;
+}
+
+void buffer_commit(struct buffer *buf, size_t len)
+{
+	buf->end += len;
+}
+
+int buffer_append(struct buffer *buf, const void *bytes, size_t len)
+{
+	if (len > buf->limit - buffer_length(buf)) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	char *dst = buffer_reserve(buf, len, NULL);
+	if (dst == NULL)
+		return -1;
+	memcpy(dst, bytes, len);
+	buf->end += len;
+	return 0;
+}
+
+void buffer_consume(struct buffer *buf, size_t len)
+{
+	if (len >= buffer_length(buf)) {
+		buffer_release(buf);
+		return;
+	}
+	buf->start += len;
+}

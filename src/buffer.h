@@ -1,0 +1,41 @@
+/*
+ * buffer: a byte queue with a hard cap. Memory is taken on first use and
+ * given back once drained, so an idle connection holds none.
+ */
+#ifndef TURNCHAT_BUFFER_H
+#define TURNCHAT_BUFFER_H
+
+#include <stddef.h>
+
+struct buffer {
+	char *data;
+	size_t start;  /* first unread byte */
+	size_t end;    /* one past the last byte */
+	size_t size;   /* allocated bytes */
+	size_t limit;  /* most bytes it may hold; appends beyond it fail */
+};
+
+void buffer_init(struct buffer *buf, size_t limit);
+void buffer_release(struct buffer *buf);
+
+static inline size_t buffer_length(const struct buffer *buf)
+{
+	return buf->end - buf->start;
+}
+
+static inline const char *buffer_peek(const struct buffer *buf)
+{
+	return buf->data + buf->start;
+}
+
+/* Returns 0, or -1 with errno ENOBUFS (over the limit: nothing appended) or ENOMEM. */
+int buffer_append(struct buffer *buf, const void *bytes, size_t len);
+
+/* Makes room for at least want bytes at the end; returns where to write them. */
+char *buffer_reserve(struct buffer *buf, size_t want, size_t *room);
+void buffer_commit(struct buffer *buf, size_t len);
+
+/* Drops len bytes from the front; frees the memory once empty. */
+void buffer_consume(struct buffer *buf, size_t len);
+
+#endif

@@ -1,0 +1,25 @@
+/*
+ * chat: the client's side of one conversation, from the server's HELLO to
+ * its BYE. Lines typed (or piped) on standard input go to the server when
+ * the turn policy allows; what the server says is shown, made safe first.
+ */
+#ifndef TURNCHAT_CHAT_H
+#define TURNCHAT_CHAT_H
+
+#include <stdbool.h>
+
+#include "protocol.h"
+
+struct chat_options {
+	const char *host;      /* as the user named it, for messages */
+	unsigned port;
+	const char *name;
+	const char *room;      /* empty: the server's default */
+	enum chat_mode mode;
+	bool interactive;      /* standard input is a terminal */
+};
+
+/* Runs the conversation on the connected socket fd; returns the exit status. */
+int chat_run(int fd, const struct chat_options *options);
+
+#endif

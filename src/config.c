@@ -1,0 +1,444 @@
+/*
+ * config: reads turnchat.conf (libconfig syntax) into struct config.
+ * turnchatd calls it once at start-up; turnchat calls it once per layer.
+ * Every setting is matched against the table of known keys below, so a
+ * typo, a wrong type or an out-of-range value is reported with its line
+ * instead of being ignored, and all problems come out in one run.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
+
+#include <libconfig.h>
+
+#include "config.h"
+
+#define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
+#define QUOTE_MAX 56
+#define LIST_MAX 128
+
+struct word {
+	const char *name;
+	int value;
+};
+
+static const struct word log_targets[] = {
+	{ "auto", LOG_TARGET_AUTO }, { "syslog", LOG_TARGET_SYSLOG },
+	{ "stderr", LOG_TARGET_STDERR }, { NULL, 0 },
+};
+
+static const struct word log_facilities[] = {
+	{ "daemon", LOG_DAEMON }, { "user", LOG_USER },     { "local0", LOG_LOCAL0 },
+	{ "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
+	{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
+	{ "local7", LOG_LOCAL7 }, { NULL, 0 },
+};
+
+static const struct word log_levels[] = {
+	{ "err", LOG_ERR },   { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
+	{ "info", LOG_INFO }, { "debug", LOG_DEBUG },     { NULL, 0 },
+};
+
+/* One file being read: where errors go and how many there were. */
+struct loader {
+	const char *path;
+	config_report_fn *report;
+	void *ctx;
+	int errors;
+};
+
+/* What a setting must look like, and so which C type its field has (see apply_key). */
+enum key_kind {
+	KEY_HOST, KEY_NAME, KEY_NAME_OR_EMPTY, KEY_MODE, KEY_MODES, KEY_UNSIGNED, KEY_SIZE,
+	KEY_LOG_TARGET, /* one of words, into an enum log_target */
+	KEY_SYSLOG,     /* one of words, into an int */
+};
+
+struct key {
+	const char *group; /* NULL: top level */
+	const char *name;
+	enum key_kind kind;
+	size_t offset;     /* of the field in struct config */
+	size_t size;       /* of the field, for strings */
+	long long min, max;
+	const struct word *words;
+};
+
+static void PRINTF_LIKE(3, 4) emit(config_report_fn *report, void *ctx, const char *fmt, ...)
+{
+	char line[1024];
+	va_list ap;
+
+	if (!report)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	report(ctx, line);
+}
+
+/*
+ * "file:line: group.key: message". A list element has no name of its own:
+ * it is reported at its own line under its list's name.
+ */
+static void PRINTF_LIKE(3, 4) complain(struct loader *ld, const config_setting_t *s,
+				       const char *fmt, ...)
+{
+	const config_setting_t *named = config_setting_name(s) ? s : config_setting_parent(s);
+	const config_setting_t *parent = config_setting_parent(named);
+	const char *file = config_setting_source_file(s); /* differs under @include */
+	char message[768];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(message, sizeof(message), fmt, ap);
+	va_end(ap);
+	ld->errors++;
+	emit(ld->report, ld->ctx, "%s:%u: %s%s%s: %s", file ? file : ld->path,
+	     (unsigned)config_setting_source_line(s),
+	     parent && !config_setting_is_root(parent) ? config_setting_name(parent) : "",
+	     parent && !config_setting_is_root(parent) ? "." : "", config_setting_name(named), message);
+}
+
+/* Echoes a bad value back safely: it may hold control bytes or be huge. */
+static const char *quote(const char *text, char out[QUOTE_MAX])
+{
+	size_t n = 0;
+
+	out[n++] = '"';
+	for (; *text && n < QUOTE_MAX - 6; text++)
+		out[n++] = (unsigned char)*text < ' ' || *text == 0x7f ? '?' : *text;
+	strcpy(out + n, *text ? "...\"" : "\"");
+	return out;
+}
+
+static const char *type_name(const config_setting_t *s)
+{
+	static const char *const names[] = {
+		[CONFIG_TYPE_GROUP] = "a group",   [CONFIG_TYPE_INT] = "an integer",
+		[CONFIG_TYPE_INT64] = "an integer", [CONFIG_TYPE_FLOAT] = "a float",
+		[CONFIG_TYPE_STRING] = "a string", [CONFIG_TYPE_BOOL] = "a boolean",
+		[CONFIG_TYPE_ARRAY] = "an array",  [CONFIG_TYPE_LIST] = "a list",
+	};
+
+	return names[config_setting_type(s)];
+}
+
+static void list_add(char list[LIST_MAX], const char *name)
+{
+	if (list[0])
+		strcat(list, ", ");
+	strcat(list, name);
+}
+
+/* "turns, free" for the modes in the bit set; messages list what is allowed. */
+static const char *mode_list(unsigned modes, char out[LIST_MAX])
+{
+	out[0] = '\0';
+	for (int m = 0; m < CHAT_MODE_COUNT; m++) {
+		if (modes & (1u << m))
+			list_add(out, protocol_mode_name((enum chat_mode)m));
+	}
+	return out;
+}
+
+static const char *string_value(struct loader *ld, const config_setting_t *s)
+{
+	if (config_setting_type(s) == CONFIG_TYPE_STRING)
+		return config_setting_get_string(s);
+	complain(ld, s, "expected a string, found %s", type_name(s));
+	return NULL;
+}
+
+static bool host_ok(struct loader *ld, const config_setting_t *s, const char *host)
+{
+	char q[QUOTE_MAX];
+
+	if (host[0] == '\0' || strlen(host) > CONFIG_HOST_MAX) {
+		complain(ld, s, "must be 1 to %d bytes long", CONFIG_HOST_MAX);
+		return false;
+	}
+	for (const unsigned char *p = (const unsigned char *)host; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f) {
+			complain(ld, s, "%s contains whitespace or a control character",
+				 quote(host, q));
+			return false;
+		}
+	}
+	return true;
+}
+
+static bool name_ok(struct loader *ld, const config_setting_t *s, const char *name,
+		    bool may_be_empty)
+{
+	char q[QUOTE_MAX];
+
+	if (protocol_valid_name(name, strlen(name)) || (may_be_empty && name[0] == '\0'))
+		return true;
+	complain(ld, s, "%s is not a valid name (1 to %d of A-Z a-z 0-9 _ . -)", quote(name, q),
+		 PROTOCOL_NAME_MAX);
+	return false;
+}
+
+static bool mode_value(struct loader *ld, const config_setting_t *s, const char *text,
+		       enum chat_mode *mode)
+{
+	char q[QUOTE_MAX], list[LIST_MAX];
+
+	if (protocol_parse_mode(text, strlen(text), mode))
+		return true;
+	complain(ld, s, "%s is not a mode (%s)", quote(text, q),
+		 mode_list((1u << CHAT_MODE_COUNT) - 1, list));
+	return false;
+}
+
+/* Checks every element, so one run reports each bad one. */
+static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *modes)
+{
+	int errors = ld->errors;
+	char q[QUOTE_MAX];
+
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
+		complain(ld, s, "expected a list of modes like [\"turns\", \"free\"], found %s",
+			 type_name(s));
+		return false;
+	}
+	if (config_setting_length(s) == 0)
+		complain(ld, s, "must name at least one mode");
+	*modes = 0;
+	for (int i = 0; i < config_setting_length(s); i++) {
+		const config_setting_t *elem = config_setting_get_elem(s, (unsigned)i);
+		enum chat_mode mode;
+
+		if (config_setting_type(elem) != CONFIG_TYPE_STRING)
+			complain(ld, elem, "element %d is %s, not a string", i + 1, type_name(elem));
+		else if (!mode_value(ld, elem, config_setting_get_string(elem), &mode))
+			continue;
+		else if (*modes & (1u << mode))
+			complain(ld, elem, "%s is listed twice", quote(config_setting_get_string(elem), q));
+		else
+			*modes |= 1u << mode;
+	}
+	return ld->errors == errors;
+}
+
+static bool integer_value(struct loader *ld, const struct key *key, const config_setting_t *s,
+			  long long *value)
+{
+	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+		complain(ld, s, "expected an integer, found %s", type_name(s));
+		return false;
+	}
+	*value = config_setting_get_int64(s);
+	if (*value < key->min || *value > key->max) {
+		complain(ld, s, "%lld is out of range (%lld..%lld)", *value, key->min, key->max);
+		return false;
+	}
+	return true;
+}
+
+static bool word_value(struct loader *ld, const struct key *key, const config_setting_t *s,
+		       int *value)
+{
+	const char *text = string_value(ld, s);
+	char q[QUOTE_MAX], list[LIST_MAX] = "";
+
+	if (!text)
+		return false;
+	for (const struct word *w = key->words; w->name; w++) {
+		if (strcmp(w->name, text) == 0) {
+			*value = w->value;
+			return true;
+		}
+		list_add(list, w->name);
+	}
+	complain(ld, s, "%s is not one of %s", quote(text, q), list);
+	return false;
+}
+
+/* The one place that knows each field's C type; a bad value leaves it alone. */
+static void apply_key(struct loader *ld, const struct key *key, const config_setting_t *s,
+		      struct config *cfg)
+{
+	void *field = (char *)cfg + key->offset;
+	const char *text;
+	enum chat_mode mode;
+	long long number;
+	unsigned modes;
+	int word;
+
+	switch (key->kind) {
+	case KEY_HOST:
+		if ((text = string_value(ld, s)) && host_ok(ld, s, text))
+			strncpy(field, text, key->size); /* zero-fills, so memcmp works */
+		break;
+	case KEY_NAME:
+	case KEY_NAME_OR_EMPTY:
+		if ((text = string_value(ld, s)) &&
+		    name_ok(ld, s, text, key->kind == KEY_NAME_OR_EMPTY))
+			strncpy(field, text, key->size);
+		break;
+	case KEY_MODE:
+		if ((text = string_value(ld, s)) && mode_value(ld, s, text, &mode))
+			*(enum chat_mode *)field = mode;
+		break;
+	case KEY_MODES:
+		if (modes_value(ld, s, &modes))
+			*(unsigned *)field = modes;
+		break;
+	case KEY_UNSIGNED:
+		if (integer_value(ld, key, s, &number))
+			*(unsigned *)field = (unsigned)number;
+		break;
+	case KEY_SIZE:
+		if (integer_value(ld, key, s, &number))
+			*(size_t *)field = (size_t)number;
+		break;
+	case KEY_LOG_TARGET:
+		if (word_value(ld, key, s, &word))
+			*(enum log_target *)field = (enum log_target)word;
+		break;
+	case KEY_SYSLOG:
+		if (word_value(ld, key, s, &word))
+			*(int *)field = word;
+		break;
+	}
+}
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct key keys[] = {
+	{ NULL, "host", KEY_HOST, FIELD(host), 0, 0, NULL },
+	{ NULL, "port", KEY_UNSIGNED, FIELD(port), 1, 65535, NULL },
+	{ "server", "name", KEY_NAME, FIELD(server.name), 0, 0, NULL },
+	{ "server", "default_room", KEY_NAME, FIELD(server.default_room), 0, 0, NULL },
+	{ "server", "default_mode", KEY_MODE, FIELD(server.default_mode), 0, 0, NULL },
+	{ "server", "modes", KEY_MODES, FIELD(server.modes), 0, 0, NULL },
+	{ "server", "max_line", KEY_SIZE, FIELD(server.max_line),
+	  CONFIG_MAX_LINE_MIN, CONFIG_MAX_LINE_MAX, NULL },
+	{ "server", "max_clients", KEY_UNSIGNED, FIELD(server.max_clients),
+	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
+	{ "server", "idle_timeout", KEY_UNSIGNED, FIELD(server.idle_timeout),
+	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
+	{ "server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets },
+	{ "server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities },
+	{ "server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels },
+	{ "client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL },
+	{ "client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL },
+	{ "client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL },
+};
+
+#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+static const struct key *find_key(const char *group, const char *name)
+{
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		if ((group ? keys[i].group && strcmp(group, keys[i].group) == 0 : !keys[i].group) &&
+		    strcmp(name, keys[i].name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
+
+static void apply_settings(struct loader *ld, const config_setting_t *group,
+			   const char *group_name, struct config *cfg)
+{
+	const config_setting_t *s;
+
+	for (unsigned i = 0; (s = config_setting_get_elem(group, i)) != NULL; i++) {
+		const char *name = config_setting_name(s);
+		const struct key *key;
+
+		if (!group_name && (strcmp(name, "server") == 0 || strcmp(name, "client") == 0)) {
+			if (config_setting_is_group(s))
+				apply_settings(ld, s, name, cfg);
+			else
+				complain(ld, s, "expected a group { ... }, found %s", type_name(s));
+		} else if ((key = find_key(group_name, name)) != NULL) {
+			apply_key(ld, key, s, cfg);
+		} else {
+			complain(ld, s, "unknown setting");
+		}
+	}
+}
+
+void config_set_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->host, "localhost");
+	cfg->port = PROTOCOL_DEFAULT_PORT;
+	strcpy(cfg->server.name, "turnchatd");
+	strcpy(cfg->server.default_room, "lobby");
+	cfg->server.default_mode = CHAT_MODE_TURNS;
+	cfg->server.modes = (1u << CHAT_MODE_TURNS) | (1u << CHAT_MODE_FREE);
+	cfg->server.max_line = PROTOCOL_DEFAULT_MAX_LINE;
+	cfg->server.max_clients = 1024;
+	cfg->server.idle_timeout = 3600;
+	cfg->server.log_target = LOG_TARGET_AUTO;
+	cfg->server.log_facility = LOG_DAEMON;
+	cfg->server.log_level = LOG_INFO;
+	cfg->client.mode = CHAT_MODE_TURNS;
+}
+
+int config_load_file(struct config *cfg, const char *path, bool must_exist,
+		     config_report_fn *report, void *ctx)
+{
+	struct loader ld = { path, report, ctx, 0 };
+	struct config work;
+	struct stat st;
+	config_t lc;
+	FILE *fp;
+	int err;
+
+	/* Refuse a directory here: libconfig's scanner would exit the process. */
+	fp = fopen(path, "r");
+	err = !fp ? errno : fstat(fileno(fp), &st) == -1 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
+	if (err) {
+		if (fp)
+			fclose(fp);
+		if (err == ENOENT && !must_exist)
+			return 0;
+		emit(report, ctx, "%s: %s", path, strerror(err));
+		return 1;
+	}
+
+	config_init(&lc);
+	if (!config_read(&lc, fp)) {
+		/* Parsing stops at the first syntax error; later ones may be echoes. */
+		const char *file = config_error_file(&lc);
+
+		emit(report, ctx, "%s:%d: %s", file ? file : path, config_error_line(&lc),
+		     config_error_text(&lc));
+		ld.errors = 1;
+	} else {
+		/* Work on a copy so that a file with any error changes nothing. */
+		memcpy(&work, cfg, sizeof(work));
+		apply_settings(&ld, config_root_setting(&lc), NULL, &work);
+		if (ld.errors == 0)
+			memcpy(cfg, &work, sizeof(*cfg));
+	}
+	config_destroy(&lc);
+	fclose(fp);
+	return ld.errors;
+}
+
+int config_check(const struct config *cfg, const char *origin, config_report_fn *report,
+		 void *ctx)
+{
+	enum chat_mode mode = cfg->server.default_mode;
+	char list[LIST_MAX];
+	int errors = 0;
+
+	/* Each is valid alone, but they may come from different layers. */
+	if ((unsigned)mode >= CHAT_MODE_COUNT || !(cfg->server.modes & (1u << mode))) {
+		emit(report, ctx, "%s: server.default_mode \"%s\" is not in server.modes (%s)",
+		     origin, (unsigned)mode < CHAT_MODE_COUNT ? protocol_mode_name(mode) : "?",
+		     mode_list(cfg->server.modes, list));
+		errors++;
+	}
+	return errors;
+}

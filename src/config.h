@@ -1,0 +1,75 @@
+/*
+ * config: the one module that knows libconfig. Both programs load
+ * /etc/turnchat.conf (and, for the client, more layers) into this typed
+ * struct once, then never look a key up again.
+ */
+#ifndef TURNCHAT_CONFIG_H
+#define TURNCHAT_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "protocol.h"
+
+#define CONFIG_HOST_MAX 255
+#define CONFIG_MAX_LINE_MIN 64
+#define CONFIG_MAX_LINE_MAX (1024 * 1024)
+#define CONFIG_MAX_CLIENTS_MAX 1000000
+#define CONFIG_IDLE_TIMEOUT_MAX (7 * 24 * 3600)
+
+enum log_target {
+	LOG_TARGET_AUTO,   /* stderr with -f, syslog otherwise */
+	LOG_TARGET_SYSLOG,
+	LOG_TARGET_STDERR,
+};
+
+struct server_config {
+	char name[PROTOCOL_NAME_MAX + 1];
+	char default_room[PROTOCOL_NAME_MAX + 1];
+	enum chat_mode default_mode;
+	unsigned modes;            /* bit set of (1u << enum chat_mode) */
+	size_t max_line;           /* bytes before the LF */
+	unsigned max_clients;
+	unsigned idle_timeout;     /* seconds without a line in a conversation; 0 = never */
+	enum log_target log_target;
+	int log_facility;          /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
+	int log_level;             /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
+};
+
+struct client_config {
+	char name[PROTOCOL_NAME_MAX + 1];
+	char room[PROTOCOL_NAME_MAX + 1]; /* empty: the server's default room */
+	enum chat_mode mode;
+};
+
+struct config {
+	char host[CONFIG_HOST_MAX + 1];
+	unsigned port;
+	struct server_config server;
+	struct client_config client;
+};
+
+/* Receives one complete error line, "file:line: message", without newline. */
+typedef void config_report_fn(void *ctx, const char *message);
+
+/* Fills in the built-in defaults; etc/turnchat.conf documents the same values. */
+void config_set_defaults(struct config *cfg);
+
+/*
+ * Reads one file and applies only the keys it sets on top of what cfg holds,
+ * so the client can layer several files. A missing file is not an error
+ * unless must_exist. Every problem is reported (type, range, unknown key,
+ * syntax), each as "file:line: message". Returns the number of errors; on
+ * any error cfg is left exactly as it was.
+ */
+int config_load_file(struct config *cfg, const char *path, bool must_exist,
+		     config_report_fn *report, void *ctx);
+
+/*
+ * Checks what only makes sense across keys and layers (the default mode must
+ * be an allowed mode, and so on). Returns the number of errors reported.
+ */
+int config_check(const struct config *cfg, const char *origin,
+		 config_report_fn *report, void *ctx);
+
+#endif

@@ -1,0 +1,273 @@
+/*
+ * connection: socket I/O for the daemon's sessions and the client. Called
+ * from the event loop; calls its owner's handler with whole lines.
+ */
+#include "connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "protocol.h"
+
+/* Large reads let one syscall carry many lines under load. */
+#define CONNECTION_READ_CHUNK 16384
+
+enum connection_state {
+	CONNECTION_OPEN,
+	CONNECTION_FLUSHING, /* closing: writing what is queued */
+	CONNECTION_DRAINING, /* closing: half-closed, waiting for the peer's EOF */
+	CONNECTION_ABORTED,
+};
+
+struct connection {
+	int fd;
+	enum connection_state state;
+	struct event_source *source;
+	uint32_t events;
+	struct buffer input;
+	struct buffer output;
+	struct framer framer;
+	size_t max_line;
+	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
+	uint64_t closing_since;
+	const struct connection_handler *handler;
+	void *ctx;
+};
+
+static void connection_ready(int fd, uint32_t events, void *data);
+
+static size_t input_limit(size_t max_line)
+{
+	return max_line + 2 + CONNECTION_READ_CHUNK;
+}
+
+struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
+				     size_t output_limit,
+				     const struct connection_handler *handler, void *ctx)
+{
+	struct connection *conn = calloc(1, sizeof(*conn));
+	if (conn == NULL)
+		return NULL;
+	conn->fd = fd;
+	conn->max_line = max_line;
+	conn->handler = handler;
+	conn->ctx = ctx;
+	conn->events = EPOLLIN;
+	buffer_init(&conn->input, input_limit(max_line));
+	buffer_init(&conn->output, output_limit);
+	conn->source = event_add_fd(loop, fd, conn->events, connection_ready, conn);
+	if (conn->source == NULL) {
+		free(conn);
+		return NULL;
+	}
+	return conn;
+}
+
+void connection_destroy(struct connection *conn)
+{
+	if (conn == NULL)
+		return;
+	event_source_remove(conn->source);
+	close(conn->fd);
+	buffer_release(&conn->input);
+	buffer_release(&conn->output);
+	free(conn);
+}
+
+void connection_set_max_line(struct connection *conn, size_t max_line)
+{
+	conn->max_line = max_line;
+	conn->input.limit = input_limit(max_line);
+}
+
+struct buffer *connection_output(struct connection *conn)
+{
+	return &conn->output;
+}
+
+static void want_events(struct connection *conn, uint32_t events)
+{
+	if (events != conn->events && event_source_set_events(conn->source, events) == 0)
+		conn->events = events;
+}
+
+void connection_flush(struct connection *conn)
+{
+	if (conn->state == CONNECTION_ABORTED)
+		return;
+	/* Ask for writability only while output waits: the loop then writes it
+	 * all in one call per pass, however many lines were queued. */
+	if (buffer_length(&conn->output) > 0)
+		want_events(conn, conn->events | EPOLLOUT);
+}
+
+static void start_draining(struct connection *conn)
+{
+	conn->state = CONNECTION_DRAINING;
+	shutdown(conn->fd, SHUT_WR);
+	want_events(conn, EPOLLIN);
+}
+
+void connection_close_after_flush(struct connection *conn)
+{
+	if (conn->state != CONNECTION_OPEN)
+		return;
+	conn->state = CONNECTION_FLUSHING;
+	conn->closing_since = event_now_ms();
+	buffer_release(&conn->input);
+	if (buffer_length(&conn->output) == 0)
+		start_draining(conn);
+	else
+		connection_flush(conn);
+}
+
+void connection_abort(struct connection *conn)
+{
+	if (conn->state == CONNECTION_ABORTED)
+		return;
+	if (conn->closing_since == 0)
+		conn->closing_since = event_now_ms();
+	conn->state = CONNECTION_ABORTED;
+	buffer_release(&conn->output);
+	/* The socket reports readable at once; on_end then runs from the loop,
+	 * never from under the caller's feet. */
+	shutdown(conn->fd, SHUT_RDWR);
+	want_events(conn, EPOLLIN);
+}
+
+bool connection_is_closing(const struct connection *conn)
+{
+	return conn->state != CONNECTION_OPEN;
+}
+
+uint64_t connection_closing_since(const struct connection *conn)
+{
+	return conn->closing_since;
+}
+
+/* Hands every complete line to the owner; stops if the owner starts closing. */
+static void deliver_lines(struct connection *conn, bool at_eof)
+{
+	while (conn->state == CONNECTION_OPEN && buffer_length(&conn->input) > 0) {
+		const char *data = buffer_peek(&conn->input);
+		size_t len = buffer_length(&conn->input), line_len = 0, consumed = 0;
+		enum frame_result result =
+			protocol_frame(&conn->framer, data, len, conn->max_line, &line_len, &consumed);
+
+		if (result == FRAME_NEED_MORE && consumed == 0) {
+			/* A last line without LF still counts when the peer ends the stream. */
+			if (at_eof && !conn->framer.discarding) {
+				conn->handler->on_line(conn->ctx, data, len);
+				buffer_consume(&conn->input, len);
+			}
+			return;
+		}
+		if (result == FRAME_LINE)
+			conn->handler->on_line(conn->ctx, data, line_len);
+		else if (result == FRAME_TOO_LONG)
+			conn->handler->on_too_long(conn->ctx);
+		buffer_consume(&conn->input, consumed);
+	}
+}
+
+/* Returns false when the connection has ended (the owner has been told). */
+static bool read_input(struct connection *conn)
+{
+	for (;;) {
+		size_t room;
+		char *dst = buffer_reserve(&conn->input, CONNECTION_READ_CHUNK, &room);
+		if (dst == NULL) {
+			conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
+			return false;
+		}
+		ssize_t n = read(conn->fd, dst, room);
+		if (n > 0) {
+			buffer_commit(&conn->input, (size_t)n);
+			deliver_lines(conn, false);
+			if (conn->state != CONNECTION_OPEN)
+				return true;
+			if ((size_t)n < room)
+				return true;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return true;
+		if (n == 0) {
+			deliver_lines(conn, true);
+			if (conn->state == CONNECTION_FLUSHING) {
+				/* Its last line was a goodbye: answer it before closing. */
+				conn->peer_eof = true;
+				want_events(conn, EPOLLOUT);
+				return true;
+			}
+		}
+		conn->handler->on_end(conn->ctx, n == 0 ? CONNECTION_EOF : CONNECTION_ERROR);
+		return false;
+	}
+}
+
+/* After we started closing, input is only drained to see the peer's EOF. */
+static bool discard_input(struct connection *conn)
+{
+	char scratch[4096];
+	for (;;) {
+		ssize_t n = read(conn->fd, scratch, sizeof(scratch));
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EAGAIN && conn->state != CONNECTION_ABORTED)
+			return true;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n == 0 && conn->state == CONNECTION_FLUSHING) {
+			conn->peer_eof = true;
+			want_events(conn, EPOLLOUT);
+			return true;
+		}
+		conn->handler->on_end(conn->ctx, conn->state == CONNECTION_ABORTED ||
+							 n < 0
+						 ? CONNECTION_ERROR
+						 : CONNECTION_DONE);
+		return false;
+	}
+}
+
+static bool write_output(struct connection *conn)
+{
+	while (buffer_length(&conn->output) > 0) {
+		ssize_t n = send(conn->fd, buffer_peek(&conn->output),
+				 buffer_length(&conn->output), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return true;
+			conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
+			return false;
+		}
+		buffer_consume(&conn->output, (size_t)n);
+	}
+	if (conn->state == CONNECTION_FLUSHING && conn->peer_eof) {
+		conn->handler->on_end(conn->ctx, CONNECTION_DONE);
+		return false;
+	}
+	if (conn->state == CONNECTION_FLUSHING)
+		start_draining(conn);
+	else
+		want_events(conn, conn->events & ~(uint32_t)EPOLLOUT);
+	return true;
+}
+
+static void connection_ready(int fd, uint32_t events, void *data)
+{
+	struct connection *conn = data;
+	(void)fd;
+
+	if ((events & EPOLLOUT) && conn->state != CONNECTION_ABORTED && !write_output(conn))
+		return;
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		if (conn->state == CONNECTION_OPEN)
+			read_input(conn);
+		else
+			discard_input(conn);
+	}
+}

@@ -1,0 +1,53 @@
+/*
+ * connection: the one module that reads and writes sockets. It turns bytes
+ * into lines (through protocol_frame) for its owner, queues the owner's
+ * output, writes it when the socket is ready, and closes gracefully: all
+ * queued output first, then a half-close, then the peer's EOF.
+ */
+#ifndef TURNCHAT_CONNECTION_H
+#define TURNCHAT_CONNECTION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buffer.h"
+#include "event.h"
+
+enum connection_end {
+	CONNECTION_DONE,  /* our graceful close finished */
+	CONNECTION_EOF,   /* the peer closed first */
+	CONNECTION_ERROR, /* reset, or any other socket error (errno says which) */
+};
+
+struct connection_handler {
+	void (*on_line)(void *ctx, const char *line, size_t len);
+	void (*on_too_long)(void *ctx);
+	/* Last call for this connection; the owner then calls connection_destroy. */
+	void (*on_end)(void *ctx, enum connection_end end);
+};
+
+struct connection;
+
+/* Takes over fd (non-blocking). output_limit caps what may wait unsent. */
+struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
+				     size_t output_limit,
+				     const struct connection_handler *handler, void *ctx);
+void connection_destroy(struct connection *conn);
+
+void connection_set_max_line(struct connection *conn, size_t max_line);
+
+/* Where the owner appends its lines; call connection_flush afterwards. */
+struct buffer *connection_output(struct connection *conn);
+void connection_flush(struct connection *conn);
+
+/* Reads no more lines; writes what is queued, then closes (on_end DONE). */
+void connection_close_after_flush(struct connection *conn);
+/* Drops the connection now, queued output too; on_end comes from the loop. */
+void connection_abort(struct connection *conn);
+
+bool connection_is_closing(const struct connection *conn);
+/* Milliseconds (event_now_ms) when closing began, 0 while open. */
+uint64_t connection_closing_since(const struct connection *conn);
+
+#endif

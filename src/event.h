@@ -1,0 +1,43 @@
+/*
+ * event: the single-threaded epoll loop both programs run on. Sources are
+ * file descriptors with a callback (fd, events, data), signals delivered
+ * through a signalfd (so no code runs in a signal handler), and one coarse
+ * periodic tick for timeouts.
+ */
+#ifndef TURNCHAT_EVENT_H
+#define TURNCHAT_EVENT_H
+
+#include <stdint.h>
+#include <sys/epoll.h>
+
+struct event_loop;
+struct event_source;
+
+typedef void event_fd_fn(int fd, uint32_t events, void *data);
+typedef void event_signal_fn(int signo, void *data);
+typedef void event_tick_fn(void *data);
+
+struct event_loop *event_loop_create(void);
+void event_loop_destroy(struct event_loop *loop);
+
+/* Watches fd for events (EPOLLIN, EPOLLOUT). Returns NULL with errno set. */
+struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events,
+				  event_fd_fn *fn, void *data);
+int event_source_set_events(struct event_source *source, uint32_t events);
+/* Stops watching; safe from inside any callback. Does not close the fd. */
+void event_source_remove(struct event_source *source);
+
+/* Blocks signo for the process and calls fn from the loop when it arrives. */
+int event_add_signal(struct event_loop *loop, int signo, event_signal_fn *fn, void *data);
+
+/* Calls fn about every interval_ms (0 turns it off). */
+void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn,
+		    void *data);
+
+/* Waits at most timeout_ms (-1: no limit but the tick) and runs what is ready. */
+int event_loop_dispatch(struct event_loop *loop, int timeout_ms);
+
+/* Milliseconds on the monotonic clock. */
+uint64_t event_now_ms(void);
+
+#endif

@@ -1,0 +1,185 @@
+/*
+ * listener: called by turnchatd's main at start-up; calls
+ * server_accept for each connection.
+ */
+#include "listener.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "log.h"
+
+#define LISTENER_MAX 16
+#define LISTENER_BACKLOG 128
+
+struct listener {
+	struct event_loop *loop;
+	listener_accept_fn *fn;
+	void *data;
+	size_t count;
+	int fds[LISTENER_MAX];
+	struct event_source *sources[LISTENER_MAX];
+	bool paused;
+};
+
+static void listener_ready(int fd, uint32_t events, void *data);
+
+struct listener *listener_create(struct event_loop *loop, listener_accept_fn *fn, void *data)
+{
+	struct listener *listener = calloc(1, sizeof(*listener));
+	if (listener == NULL)
+		return NULL;
+	listener->loop = loop;
+	listener->fn = fn;
+	listener->data = data;
+	return listener;
+}
+
+void listener_destroy(struct listener *listener)
+{
+	if (listener == NULL)
+		return;
+	for (size_t i = 0; i < listener->count; i++) {
+		event_source_remove(listener->sources[i]);
+		close(listener->fds[i]);
+	}
+	free(listener);
+}
+
+int listener_add_fd(struct listener *listener, int fd)
+{
+	if (listener->count == LISTENER_MAX) {
+		errno = EMFILE;
+		return -1;
+	}
+	struct event_source *source = event_add_fd(listener->loop, fd, EPOLLIN, listener_ready,
+						   listener);
+	if (source == NULL)
+		return -1;
+	listener->fds[listener->count] = fd;
+	listener->sources[listener->count] = source;
+	listener->count++;
+	return 0;
+}
+
+void listener_describe(int fd, char *text, size_t size)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+	char host[NI_MAXHOST], port[NI_MAXSERV];
+
+	if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0) {
+		snprintf(text, size, "fd %d", fd);
+	} else if (addr.ss_family == AF_UNIX) {
+		snprintf(text, size, "%s", ((struct sockaddr_un *)&addr)->sun_path);
+	} else if (getnameinfo((struct sockaddr *)&addr, len, host, sizeof(host), port,
+			       sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
+		snprintf(text, size, "%s port %s", host, port);
+	} else {
+		snprintf(text, size, "fd %d", fd);
+	}
+}
+
+static int open_socket(const struct addrinfo *ai, char *error, size_t error_size)
+{
+	int one = 1;
+	int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+			ai->ai_protocol);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* One socket per family, so "localhost" means both 127.0.0.1 and ::1. */
+	if (ai->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTENER_BACKLOG) < 0)
+		goto fail;
+	return fd;
+fail:;
+	char host[NI_MAXHOST] = "?";
+	int saved = errno;
+	getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	snprintf(error, error_size, "cannot listen on %s: %s", host, strerror(saved));
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+int listener_bind(struct listener *listener, const char *host, unsigned port, char *error,
+		  size_t error_size)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *list;
+	char service[16];
+	int opened = 0;
+
+	snprintf(service, sizeof(service), "%u", port);
+	int rc = getaddrinfo(host, service, &hints, &list);
+	if (rc != 0) {
+		snprintf(error, error_size, "cannot resolve '%s': %s", host, gai_strerror(rc));
+		return 0;
+	}
+	error[0] = '\0';
+	for (struct addrinfo *ai = list; ai; ai = ai->ai_next) {
+		char why[256];
+		int fd = open_socket(ai, why, sizeof(why));
+		if (fd < 0) {
+			/* A host without IPv6 still serves on IPv4: only warn. */
+			log_warnx("%s", why);
+			snprintf(error, error_size, "%s", why);
+			continue;
+		}
+		if (listener_add_fd(listener, fd) < 0) {
+			snprintf(error, error_size, "cannot watch a socket: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		char where[128];
+		listener_describe(fd, where, sizeof(where));
+		log_info("listening on %s", where);
+		opened++;
+	}
+	freeaddrinfo(list);
+	return opened;
+}
+
+void listener_pause(struct listener *listener, bool paused)
+{
+	if (listener->paused == paused)
+		return;
+	listener->paused = paused;
+	for (size_t i = 0; i < listener->count; i++)
+		event_source_set_events(listener->sources[i], paused ? 0 : EPOLLIN);
+}
+
+static void listener_ready(int fd, uint32_t events, void *data)
+{
+	struct listener *listener = data;
+	(void)events;
+
+	for (;;) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		int client = accept4(fd, (struct sockaddr *)&addr, &len,
+				     SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (client >= 0) {
+			listener->fn(client, (struct sockaddr *)&addr, len, listener->data);
+			continue;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Waiting connections would wake us forever; the main loop
+			 * resumes accepting on its next tick. */
+			log_warn("cannot accept now");
+			listener_pause(listener, true);
+		}
+		return;
+	}
+}

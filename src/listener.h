@@ -1,0 +1,39 @@
+/*
+ * listener: the daemon's listening sockets, bound from host and port or
+ * handed over by a service manager. Accepts every pending connection and
+ * passes each one on, non-blocking, to the accept callback.
+ */
+#ifndef TURNCHAT_LISTENER_H
+#define TURNCHAT_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "event.h"
+
+typedef void listener_accept_fn(int fd, const struct sockaddr *addr, socklen_t addr_len,
+				void *data);
+
+struct listener;
+
+struct listener *listener_create(struct event_loop *loop, listener_accept_fn *fn, void *data);
+void listener_destroy(struct listener *listener);
+
+/*
+ * Binds and listens on every address host resolves to. Returns how many
+ * sockets it opened; 0 with a message in error when it could open none.
+ */
+int listener_bind(struct listener *listener, const char *host, unsigned port, char *error,
+		  size_t error_size);
+
+/* Serves an already listening socket (systemd, inetd). */
+int listener_add_fd(struct listener *listener, int fd);
+
+/* Stops and resumes accepting, e.g. while out of file descriptors. */
+void listener_pause(struct listener *listener, bool paused);
+
+/* Fills text with a printable "address port N" for a socket's local name. */
+void listener_describe(int fd, char *text, size_t size);
+
+#endif

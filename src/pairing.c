@@ -1,0 +1,134 @@
+/*
+ * pairing: a hash table from room name to the one person waiting there,
+ * so joining costs O(1) however many rooms are in use. Called by session.
+ */
+#include "pairing.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "protocol.h"
+
+struct room {
+	struct room *next;
+	void *waiter;
+	char name[PROTOCOL_NAME_MAX + 1];
+};
+
+struct pairing {
+	struct room **buckets;
+	size_t bucket_count; /* a power of two */
+	size_t waiting;
+};
+
+static uint32_t hash_name(const char *name)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (; *name; name++)
+		h = (h ^ (uint8_t)*name) * 16777619u;
+	return h;
+}
+
+struct pairing *pairing_create(void)
+{
+	struct pairing *pairing = calloc(1, sizeof(*pairing));
+	if (pairing == NULL)
+		return NULL;
+	pairing->bucket_count = 64;
+	pairing->buckets = calloc(pairing->bucket_count, sizeof(*pairing->buckets));
+	if (pairing->buckets == NULL) {
+		free(pairing);
+		return NULL;
+	}
+	return pairing;
+}
+
+void pairing_destroy(struct pairing *pairing)
+{
+	if (pairing == NULL)
+		return;
+	for (size_t i = 0; i < pairing->bucket_count; i++) {
+		while (pairing->buckets[i]) {
+			struct room *next = pairing->buckets[i]->next;
+			free(pairing->buckets[i]);
+			pairing->buckets[i] = next;
+		}
+	}
+	free(pairing->buckets);
+	free(pairing);
+}
+
+static struct room **find_slot(const struct pairing *pairing, const char *room)
+{
+	struct room **slot = &pairing->buckets[hash_name(room) & (pairing->bucket_count - 1)];
+	while (*slot && strcmp((*slot)->name, room) != 0)
+		slot = &(*slot)->next;
+	return slot;
+}
+
+/* Doubles the table when it gets crowded; on failure it just stays slower. */
+static void maybe_grow(struct pairing *pairing)
+{
+	if (pairing->waiting < pairing->bucket_count)
+		return;
+	size_t count = pairing->bucket_count * 2;
+	struct room **buckets = calloc(count, sizeof(*buckets));
+	if (buckets == NULL)
+		return;
+	for (size_t i = 0; i < pairing->bucket_count; i++) {
+		while (pairing->buckets[i]) {
+			struct room *room = pairing->buckets[i];
+			pairing->buckets[i] = room->next;
+			size_t b = hash_name(room->name) & (count - 1);
+			room->next = buckets[b];
+			buckets[b] = room;
+		}
+	}
+	free(pairing->buckets);
+	pairing->buckets = buckets;
+	pairing->bucket_count = count;
+}
+
+void *pairing_meet(struct pairing *pairing, const char *room_name, void *newcomer, int *error)
+{
+	struct room **slot = find_slot(pairing, room_name);
+
+	*error = 0;
+	if (*slot) {
+		struct room *room = *slot;
+		void *waiter = room->waiter;
+		*slot = room->next;
+		free(room);
+		pairing->waiting--;
+		return waiter;
+	}
+	struct room *room = calloc(1, sizeof(*room));
+	if (room == NULL) {
+		*error = ENOMEM;
+		return NULL;
+	}
+	strncpy(room->name, room_name, PROTOCOL_NAME_MAX);
+	room->waiter = newcomer;
+	*slot = room;
+	pairing->waiting++;
+	maybe_grow(pairing);
+	return NULL;
+}
+
+void pairing_leave(struct pairing *pairing, const char *room_name, void *waiter)
+{
+	struct room **slot = find_slot(pairing, room_name);
+	if (*slot == NULL || (*slot)->waiter != waiter)
+		return;
+	struct room *room = *slot;
+	*slot = room->next;
+	free(room);
+	pairing->waiting--;
+}
+
+size_t pairing_waiting(const struct pairing *pairing)
+{
+	return pairing->waiting;
+}

@@ -1,0 +1,378 @@
+/*
+ * protocol: framing, checking, parsing and formatting of turnchat v1 lines.
+ * Called by the connection module (framing), the session (commands), the
+ * relay (MSG) and the client (everything the server says).
+ */
+#include "protocol.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "utf8.h"
+
+static const char *const mode_names[CHAT_MODE_COUNT] = {
+	[CHAT_MODE_TURNS] = "turns",
+	[CHAT_MODE_FREE] = "free",
+};
+
+static const struct {
+	const char *name;
+	const char *text;
+} errors[] = {
+	[ERR_NOT_YOUR_TURN] = {"not-your-turn", "It is not your turn; wait for your partner's reply"},
+	[ERR_NOT_PAIRED] = {"not-paired", "You are not in a conversation yet; nothing was sent"},
+	[ERR_TOO_LONG] = {"too-long", "Line too long; it was not sent"},
+	[ERR_BAD_UTF8] = {"bad-utf8", "Line is not valid UTF-8; it was not sent"},
+	[ERR_CONTROL_CHAR] = {"control-char", "Line contains control characters; it was not sent"},
+	[ERR_BAD_COMMAND] = {"bad-command", "Unknown command or wrong arguments; try /help"},
+	[ERR_BAD_NAME] = {"bad-name", "Names and rooms are 1-32 of A-Z a-z 0-9 _ . -"},
+	[ERR_BAD_MODE] = {"bad-mode", "That mode is not offered here"},
+	[ERR_BUSY] = {"busy", "Not now: you have already joined"},
+	[ERR_EMPTY] = {"empty", "Empty line; nothing was sent"},
+};
+
+static const char *const bye_names[] = {
+	[BYE_QUIT] = "quit",
+	[BYE_PEER_QUIT] = "peer-quit",
+	[BYE_PEER_LOST] = "peer-lost",
+	[BYE_SHUTDOWN] = "shutdown",
+	[BYE_IDLE] = "idle",
+	[BYE_SERVER_FULL] = "server-full",
+	[BYE_PROTOCOL] = "protocol",
+};
+
+static const char *const keywords[] = {
+	[SRV_HELLO] = "HELLO", [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED",
+	[SRV_MSG] = "MSG",     [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
+	[SRV_BYE] = "BYE",
+};
+
+const char *protocol_mode_name(enum chat_mode mode)
+{
+	return mode_names[mode];
+}
+
+bool protocol_parse_mode(const char *text, size_t len, enum chat_mode *mode)
+{
+	for (int m = 0; m < CHAT_MODE_COUNT; m++) {
+		if (strlen(mode_names[m]) == len && memcmp(mode_names[m], text, len) == 0) {
+			*mode = (enum chat_mode)m;
+			return true;
+		}
+	}
+	return false;
+}
+
+bool protocol_valid_name(const char *text, size_t len)
+{
+	if (len == 0 || len > PROTOCOL_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '.' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len,
+				 size_t max_line, size_t *line_len, size_t *consumed)
+{
+	const char *lf = memchr(data, '\n', len);
+
+	if (framer->discarding) {
+		*consumed = lf ? (size_t)(lf - data) + 1 : len;
+		if (lf)
+			framer->discarding = false;
+		return FRAME_NEED_MORE;
+	}
+	if (lf == NULL) {
+		/* max_line bytes plus a CR may still be a valid line; more cannot. */
+		if (len > max_line + 1) {
+			framer->discarding = true;
+			*consumed = len;
+			return FRAME_TOO_LONG;
+		}
+		*consumed = 0;
+		return FRAME_NEED_MORE;
+	}
+	size_t n = (size_t)(lf - data);
+	*consumed = n + 1;
+	if (n > 0 && data[n - 1] == '\r')
+		n--;
+	if (n > max_line)
+		return FRAME_TOO_LONG;
+	*line_len = n;
+	return FRAME_LINE;
+}
+
+enum text_check protocol_check_text(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	enum text_check result = TEXT_OK;
+
+	for (size_t i = 0; i < len;) {
+		uint32_t c;
+		size_t n = utf8_decode(s + i, len - i, &c);
+		if (n == 0)
+			return TEXT_BAD_UTF8;
+		if (utf8_is_control(c))
+			result = TEXT_CONTROL_CHAR; /* keep going: bad UTF-8 is reported first */
+		i += n;
+	}
+	return result;
+}
+
+const char *protocol_error_name(enum error_code code)
+{
+	return errors[code].name;
+}
+
+const char *protocol_error_text(enum error_code code)
+{
+	return errors[code].text;
+}
+
+const char *protocol_bye_name(enum bye_reason reason)
+{
+	return bye_names[reason];
+}
+
+static void invalid(struct command *command, enum error_code code)
+{
+	command->kind = CMD_INVALID;
+	command->error = code;
+}
+
+void protocol_parse_command(const char *line, size_t len, struct command *command)
+{
+	memset(command, 0, sizeof(*command));
+	switch (protocol_check_text(line, len)) {
+	case TEXT_BAD_UTF8:
+		{ invalid(command, ERR_BAD_UTF8); return; }
+	case TEXT_CONTROL_CHAR:
+		{ invalid(command, ERR_CONTROL_CHAR); return; }
+	case TEXT_OK:
+		break;
+	}
+	if (len == 0)
+		{ invalid(command, ERR_EMPTY); return; }
+	if (line[0] != '/' || (len > 1 && line[1] == '/')) {
+		size_t skip = line[0] == '/' ? 1 : 0;
+		command->kind = CMD_MESSAGE;
+		command->arg = line + skip;
+		command->arg_len = len - skip;
+		return;
+	}
+
+	const char *space = memchr(line, ' ', len);
+	size_t verb_len = space ? (size_t)(space - line) : len;
+	const char *arg = space ? space + 1 : line + len;
+	size_t arg_len = space ? len - verb_len - 1 : 0;
+	static const struct {
+		const char *verb;
+		enum command_kind kind;
+		bool takes_arg, needs_arg;
+	} verbs[] = {
+		{"/name", CMD_NAME, true, true},  {"/mode", CMD_MODE, true, true},
+		{"/join", CMD_JOIN, true, false}, {"/q", CMD_QUIT, false, false},
+		{"/quit", CMD_QUIT, false, false}, {"/help", CMD_HELP, false, false},
+	};
+
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strlen(verbs[i].verb) != verb_len || memcmp(verbs[i].verb, line, verb_len) != 0)
+			continue;
+		if ((arg_len > 0 && !verbs[i].takes_arg) || (arg_len == 0 && verbs[i].needs_arg) ||
+		    (space && arg_len == 0))
+			{ invalid(command, ERR_BAD_COMMAND); return; }
+		command->kind = verbs[i].kind;
+		command->arg = arg;
+		command->arg_len = arg_len;
+		if (command->kind == CMD_MODE && !protocol_parse_mode(arg, arg_len, &command->mode))
+			{ invalid(command, ERR_BAD_MODE); return; }
+		if ((command->kind == CMD_NAME || command->kind == CMD_JOIN) && arg_len > 0 &&
+		    !protocol_valid_name(arg, arg_len))
+			{ invalid(command, ERR_BAD_NAME); return; }
+		return;
+	}
+	invalid(command, ERR_BAD_COMMAND);
+}
+
+/* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */
+static int append_line(struct buffer *out, enum server_keyword keyword, const char *a,
+		       size_t a_len, const char *b, size_t b_len)
+{
+	char head[16];
+	int head_len = snprintf(head, sizeof(head), "%s%s", keywords[keyword], a ? " " : "");
+	size_t total = (size_t)head_len + (a ? a_len : 0) + (b ? 1 + b_len : 0) + 1;
+
+	if (total > out->limit - buffer_length(out))
+		return -1;
+	buffer_append(out, head, (size_t)head_len);
+	if (a)
+		buffer_append(out, a, a_len);
+	if (b) {
+		buffer_append(out, " ", 1);
+		buffer_append(out, b, b_len);
+	}
+	return buffer_append(out, "\n", 1);
+}
+
+static int append_words(struct buffer *out, enum server_keyword keyword, const char *a,
+			const char *b)
+{
+	return append_line(out, keyword, a, a ? strlen(a) : 0, b, b ? strlen(b) : 0);
+}
+
+int protocol_append_hello(struct buffer *out, const char *server_name)
+{
+	char words[64 + PROTOCOL_NAME_MAX];
+	snprintf(words, sizeof(words), "turnchat %d %s", PROTOCOL_VERSION, server_name);
+	return append_words(out, SRV_HELLO, words, NULL);
+}
+
+int protocol_append_waiting(struct buffer *out, const char *room)
+{
+	return append_words(out, SRV_WAITING, room, NULL);
+}
+
+int protocol_append_paired(struct buffer *out, const char *peer, enum chat_mode mode,
+			   enum first_speaker first)
+{
+	static const char *const firsts[] = {[FIRST_YOU] = "you", [FIRST_PEER] = "peer",
+					     [FIRST_NONE] = "-"};
+	char words[64 + PROTOCOL_NAME_MAX];
+	snprintf(words, sizeof(words), "%s %s %s", peer, mode_names[mode], firsts[first]);
+	return append_words(out, SRV_PAIRED, words, NULL);
+}
+
+int protocol_append_msg(struct buffer *out, const char *text, size_t len)
+{
+	return append_line(out, SRV_MSG, text, len, NULL, 0);
+}
+
+int protocol_append_error(struct buffer *out, enum error_code code, const char *text)
+{
+	return append_words(out, SRV_ERR, errors[code].name, text ? text : errors[code].text);
+}
+
+int protocol_append_info(struct buffer *out, const char *text)
+{
+	return append_words(out, SRV_INFO, text, NULL);
+}
+
+int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text)
+{
+	return append_words(out, SRV_BYE, bye_names[reason], text);
+}
+
+int protocol_append_message(struct buffer *out, const char *text, size_t len)
+{
+	bool escape = len > 0 && text[0] == '/';
+	size_t total = len + (escape ? 1 : 0) + 1;
+
+	if (total > out->limit - buffer_length(out))
+		return -1;
+	if (escape)
+		buffer_append(out, "/", 1);
+	buffer_append(out, text, len);
+	return buffer_append(out, "\n", 1);
+}
+
+int protocol_append_command(struct buffer *out, const char *command, const char *arg)
+{
+	size_t c = strlen(command), a = arg ? strlen(arg) : 0;
+	size_t total = 1 + c + (arg ? 1 + a : 0) + 1;
+
+	if (total > out->limit - buffer_length(out))
+		return -1;
+	buffer_append(out, "/", 1);
+	buffer_append(out, command, c);
+	if (arg) {
+		buffer_append(out, " ", 1);
+		buffer_append(out, arg, a);
+	}
+	return buffer_append(out, "\n", 1);
+}
+
+/* Splits off the next space-separated word of line[*pos, len). */
+static bool next_word(const char *line, size_t len, size_t *pos, const char **word,
+		      size_t *word_len)
+{
+	if (*pos >= len)
+		return false;
+	const char *start = line + *pos;
+	const char *space = memchr(start, ' ', len - *pos);
+	*word = start;
+	*word_len = space ? (size_t)(space - start) : len - *pos;
+	*pos += *word_len + (space ? 1 : 0);
+	return *word_len > 0;
+}
+
+static bool word_is(const char *word, size_t len, const char *literal)
+{
+	return strlen(literal) == len && memcmp(word, literal, len) == 0;
+}
+
+bool protocol_parse_server_line(const char *line, size_t len, struct server_line *parsed)
+{
+	size_t pos = 0;
+	const char *kw, *w;
+	size_t kw_len, w_len;
+
+	memset(parsed, 0, sizeof(*parsed));
+	parsed->keyword = SRV_UNKNOWN;
+	if (!next_word(line, len, &pos, &kw, &kw_len))
+		return false;
+	for (int k = 0; k < SRV_UNKNOWN; k++)
+		if (word_is(kw, kw_len, keywords[k]))
+			parsed->keyword = (enum server_keyword)k;
+
+	switch (parsed->keyword) {
+	case SRV_MSG:
+	case SRV_INFO:
+		parsed->text = line + pos;
+		parsed->text_len = len - pos;
+		return true;
+	case SRV_ERR:
+	case SRV_BYE:
+	case SRV_WAITING:
+		if (!next_word(line, len, &pos, &parsed->word, &parsed->word_len))
+			return false;
+		parsed->text = line + pos;
+		parsed->text_len = pos < len ? len - pos : 0;
+		return true;
+	case SRV_HELLO:
+		if (!next_word(line, len, &pos, &w, &w_len) || !word_is(w, w_len, "turnchat") ||
+		    !next_word(line, len, &pos, &w, &w_len) || w_len > 4 || w[0] < '1' ||
+		    w[0] > '9')
+			return false;
+		for (size_t i = 0; i < w_len; i++) {
+			if (w[i] < '0' || w[i] > '9')
+				return false;
+			parsed->version = parsed->version * 10 + (unsigned)(w[i] - '0');
+		}
+		return next_word(line, len, &pos, &parsed->word, &parsed->word_len);
+	case SRV_PAIRED:
+		if (!next_word(line, len, &pos, &parsed->word, &parsed->word_len) ||
+		    !next_word(line, len, &pos, &w, &w_len) ||
+		    !protocol_parse_mode(w, w_len, &parsed->mode) ||
+		    !next_word(line, len, &pos, &w, &w_len))
+			return false;
+		if (word_is(w, w_len, "you"))
+			parsed->first = FIRST_YOU;
+		else if (word_is(w, w_len, "peer"))
+			parsed->first = FIRST_PEER;
+		else if (word_is(w, w_len, "-"))
+			parsed->first = FIRST_NONE;
+		else
+			return false;
+		return true;
+	case SRV_UNKNOWN:
+		/* A later protocol version may add keywords; the client ignores them. */
+		return true;
+	}
+	return false;
+}

@@ -1,0 +1,159 @@
+/*
+ * protocol: the one place that knows turnchat's wire format, version 1
+ * (man/turnchat-protocol.7). Pure: no I/O, no allocation. The daemon, the
+ * client and the tests all frame, parse and format lines through it.
+ */
+#ifndef TURNCHAT_PROTOCOL_H
+#define TURNCHAT_PROTOCOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "buffer.h"
+
+#define PROTOCOL_VERSION 1
+#define PROTOCOL_NAME_MAX 32
+#define PROTOCOL_DEFAULT_PORT 52928
+#define PROTOCOL_DEFAULT_MAX_LINE 4096
+
+enum chat_mode {
+	CHAT_MODE_TURNS,
+	CHAT_MODE_FREE,
+};
+#define CHAT_MODE_COUNT 2
+
+const char *protocol_mode_name(enum chat_mode mode);
+bool protocol_parse_mode(const char *text, size_t len, enum chat_mode *mode);
+
+/* Names and rooms: [A-Za-z0-9_.-]{1,32}. */
+bool protocol_valid_name(const char *text, size_t len);
+
+/* --- Framing: bytes to lines ------------------------------------------- */
+
+enum frame_result {
+	FRAME_NEED_MORE, /* no complete line yet; *consumed bytes may be dropped */
+	FRAME_LINE,      /* a line of *line_len bytes starts at data */
+	FRAME_TOO_LONG,  /* a line passed max_line: refuse it once, the rest is discarded */
+};
+
+struct framer {
+	bool discarding; /* inside the tail of an over-long line */
+};
+
+/*
+ * Looks at the unread bytes data[0, len) and says what comes first. The
+ * caller drops *consumed bytes afterwards (after using the line, which lies
+ * inside them). A CR right before the LF is not part of the line.
+ */
+enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len,
+				 size_t max_line, size_t *line_len, size_t *consumed);
+
+/* --- Text checks -------------------------------------------------------- */
+
+enum text_check {
+	TEXT_OK,
+	TEXT_BAD_UTF8,
+	TEXT_CONTROL_CHAR, /* C0 other than TAB, DEL, or C1 */
+};
+
+enum text_check protocol_check_text(const char *text, size_t len);
+
+/* --- Client to server --------------------------------------------------- */
+
+enum error_code {
+	ERR_NOT_YOUR_TURN,
+	ERR_NOT_PAIRED,
+	ERR_TOO_LONG,
+	ERR_BAD_UTF8,
+	ERR_CONTROL_CHAR,
+	ERR_BAD_COMMAND,
+	ERR_BAD_NAME,
+	ERR_BAD_MODE,
+	ERR_BUSY,
+	ERR_EMPTY,
+};
+
+enum command_kind {
+	CMD_MESSAGE, /* arg: the text to relay (a leading "//" already undone) */
+	CMD_NAME,    /* arg: the name */
+	CMD_MODE,    /* mode */
+	CMD_JOIN,    /* arg: the room, arg_len 0 for the default */
+	CMD_QUIT,
+	CMD_HELP,
+	CMD_INVALID, /* error: why */
+};
+
+struct command {
+	enum command_kind kind;
+	const char *arg;
+	size_t arg_len;
+	enum chat_mode mode;
+	enum error_code error;
+};
+
+/* Parses one line a client sent, already framed; checks UTF-8 and controls too. */
+void protocol_parse_command(const char *line, size_t len, struct command *command);
+
+const char *protocol_error_name(enum error_code code);
+const char *protocol_error_text(enum error_code code);
+
+/* Appends a client's line: a chat message (escaping a leading '/'), or a command. */
+int protocol_append_message(struct buffer *out, const char *text, size_t len);
+int protocol_append_command(struct buffer *out, const char *command, const char *arg);
+
+/* --- Server to client --------------------------------------------------- */
+
+enum bye_reason {
+	BYE_QUIT,
+	BYE_PEER_QUIT,
+	BYE_PEER_LOST,
+	BYE_SHUTDOWN,
+	BYE_IDLE,
+	BYE_SERVER_FULL,
+	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
+};
+
+enum first_speaker {
+	FIRST_YOU,
+	FIRST_PEER,
+	FIRST_NONE, /* free mode */
+};
+
+const char *protocol_bye_name(enum bye_reason reason);
+
+int protocol_append_hello(struct buffer *out, const char *server_name);
+int protocol_append_waiting(struct buffer *out, const char *room);
+int protocol_append_paired(struct buffer *out, const char *peer, enum chat_mode mode,
+			   enum first_speaker first);
+int protocol_append_msg(struct buffer *out, const char *text, size_t len);
+int protocol_append_error(struct buffer *out, enum error_code code, const char *text);
+int protocol_append_info(struct buffer *out, const char *text);
+int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text);
+
+enum server_keyword {
+	SRV_HELLO,
+	SRV_WAITING,
+	SRV_PAIRED,
+	SRV_MSG,
+	SRV_ERR,
+	SRV_INFO,
+	SRV_BYE,
+	SRV_UNKNOWN,
+};
+
+/* A server line taken apart for the client; pointers into the line. */
+struct server_line {
+	enum server_keyword keyword;
+	const char *word;      /* HELLO: server name; WAITING: room; PAIRED: peer; ERR: code; BYE: reason */
+	size_t word_len;
+	const char *text;      /* MSG, INFO, ERR and BYE: the rest (may be empty) */
+	size_t text_len;
+	unsigned version;      /* HELLO */
+	enum chat_mode mode;   /* PAIRED */
+	enum first_speaker first;
+};
+
+/* Returns false when the line is not valid protocol (keyword known but fields wrong). */
+bool protocol_parse_server_line(const char *line, size_t len, struct server_line *parsed);
+
+#endif

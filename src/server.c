@@ -1,0 +1,109 @@
+/*
+ * server: daemon-wide bookkeeping, called by turnchatd's main loop: new
+ * connections from the listener, the once-a-second sweep for timeouts,
+ * reloads and the orderly stop.
+ */
+#include "server.h"
+
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "relay.h"
+#include "session.h"
+
+/* How long a closing connection may take to read its last lines. */
+#define SERVER_CLOSE_GRACE_MS 5000
+
+static void server_tick(void *data);
+
+int server_init(struct server *server, struct event_loop *loop, const struct config *config)
+{
+	memset(server, 0, sizeof(*server));
+	server->loop = loop;
+	server->config = *config;
+	server->pairing = pairing_create();
+	if (server->pairing == NULL)
+		return -1;
+	event_set_tick(loop, 1000, server_tick, server);
+	return 0;
+}
+
+void server_finish(struct server *server)
+{
+	pairing_destroy(server->pairing);
+	server->pairing = NULL;
+}
+
+void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+{
+	struct server *server = data;
+	char host[NI_MAXHOST] = "local", port[NI_MAXSERV] = "", address[64];
+
+	if (addr->sa_family != AF_UNIX)
+		getnameinfo(addr, addr_len, host, sizeof(host), port, sizeof(port),
+			    NI_NUMERICHOST | NI_NUMERICSERV);
+	snprintf(address, sizeof(address), "%s%s%s", host, port[0] ? " port " : "", port);
+
+	bool full = server->clients >= server->config.server.max_clients;
+	struct session *session = session_create(server, fd, address);
+	if (session == NULL) {
+		log_warnx("out of memory: refused the connection from %s", address);
+		return;
+	}
+	log_info("#%lu connection from %s", session->id, address);
+	if (full) {
+		log_notice("#%lu refused: %u clients is the limit (max_clients)", session->id,
+			   server->config.server.max_clients);
+		session_bye(session, BYE_SERVER_FULL, "Too many people are connected; try later");
+	} else if (server->stopping) {
+		session_bye(session, BYE_SHUTDOWN, "The server is shutting down");
+	}
+}
+
+static void server_tick(void *data)
+{
+	struct server *server = data;
+	uint64_t now = event_now_ms();
+	uint64_t idle_ms = (uint64_t)server->config.server.idle_timeout * 1000;
+
+	for (struct session *session = server->sessions, *next; session; session = next) {
+		next = session->next;
+		/* Each conversation is looked at once, from its first side; ending it
+		 * only queues BYEs, so no session disappears during this walk. */
+		if (session->state == SESSION_PAIRED && session->side == 0)
+			relay_check_idle(session->conversation, now, idle_ms);
+		uint64_t since = connection_closing_since(session->conn);
+		if (since && now - since > SERVER_CLOSE_GRACE_MS)
+			connection_abort(session->conn);
+	}
+}
+
+void server_stop(struct server *server)
+{
+	if (server->stopping)
+		return;
+	server->stopping = true;
+	log_notice("shutting down: %u clients, %u conversations", server->clients,
+		   server->conversations);
+	for (struct session *session = server->sessions; session; session = session->next) {
+		if (session->state == SESSION_PAIRED)
+			relay_end(session->conversation, NULL, BYE_SHUTDOWN, false, BYE_SHUTDOWN);
+		else
+			session_bye(session, BYE_SHUTDOWN, NULL);
+	}
+}
+
+bool server_idle(const struct server *server)
+{
+	return server->sessions == NULL;
+}
+
+void server_apply_config(struct server *server, const struct config *config)
+{
+	server->config = *config;
+	for (struct session *session = server->sessions; session; session = session->next)
+		connection_set_max_line(session->conn, config->server.max_line);
+}

@@ -1,0 +1,47 @@
+/*
+ * session: one person connected to the daemon, as an explicit state
+ * machine: NEW (may set name and mode) -> WAITING (at a meeting point) ->
+ * PAIRED (in a conversation) -> CLOSING (BYE sent, output draining).
+ */
+#ifndef TURNCHAT_SESSION_H
+#define TURNCHAT_SESSION_H
+
+#include <stdint.h>
+
+#include "connection.h"
+#include "protocol.h"
+#include "server.h"
+
+enum session_state {
+	SESSION_NEW,
+	SESSION_WAITING,
+	SESSION_PAIRED,
+	SESSION_CLOSING,
+};
+
+struct conversation;
+
+struct session {
+	struct server *server;
+	struct connection *conn;
+	struct session *prev, *next;
+	enum session_state state;
+	unsigned long id;
+	char name[PROTOCOL_NAME_MAX + 1];
+	char room[PROTOCOL_NAME_MAX + 1];
+	enum chat_mode mode;
+	struct conversation *conversation;
+	int side; /* 0 or 1 within the conversation */
+	char address[64];
+};
+
+/* Takes over fd. Returns NULL (fd closed) when out of memory. */
+struct session *session_create(struct server *server, int fd, const char *address);
+
+/* Queues output appended by a protocol_append_* call; rc is that call's result. */
+void session_queued(struct session *session, int rc);
+
+/* Sends BYE with reason and closes this session's connection gracefully. */
+void session_bye(struct session *session, enum bye_reason reason, const char *text);
+
+#endif

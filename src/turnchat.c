@@ -1,0 +1,250 @@
+/*
+ * turnchat: the client. Settles the settings (built-in defaults, then
+ * /etc/turnchat.conf, then the user's file, then -c, then the command
+ * line), connects, and hands the conversation to the chat module.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "build_info.h"
+#include "chat.h"
+#include "config.h"
+
+#define EX_USAGE 64
+#define EX_UNAVAILABLE 69
+#define EX_CONFIG 78
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: turnchat [options] [host[:port]]\n"
+		"\n"
+		"Talk with one other person through a turnchatd server.\n"
+		"\n"
+		"  -H, --host HOST     server to connect to (default from the config: localhost)\n"
+		"  -p, --port PORT     its port (default from the config: %d)\n"
+		"  -n, --name NAME     the name your partner sees (default: your login name)\n"
+		"  -r, --room ROOM     the meeting point to join (default: the server's)\n"
+		"  -m, --mode MODE     turns (take turns) or free (type any time)\n"
+		"      --free          the same as --mode free\n"
+		"  -c, --config FILE   read FILE after %s and your own config\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n"
+		"\n"
+		"Type '/q' (or Ctrl-D) to leave; your partner is told.\n",
+		PROTOCOL_DEFAULT_PORT, TURNCHAT_CONFIG_PATH);
+}
+
+static void print_error(void *ctx, const char *message)
+{
+	(void)ctx;
+	fprintf(stderr, "turnchat: %s\n", message);
+}
+
+/* Layers every config file the user has; returns the number of errors. */
+static int load_config(struct config *cfg, const char *explicit_path)
+{
+	char user_path[4096] = "";
+	const char *xdg = getenv("XDG_CONFIG_HOME");
+	const char *home = getenv("HOME");
+	int errors = config_load_file(cfg, TURNCHAT_CONFIG_PATH, false, print_error, NULL);
+
+	if (xdg && xdg[0] == '/')
+		snprintf(user_path, sizeof(user_path), "%s/turnchat/turnchat.conf", xdg);
+	else if (home && home[0])
+		snprintf(user_path, sizeof(user_path), "%s/.config/turnchat/turnchat.conf", home);
+	if (user_path[0])
+		errors += config_load_file(cfg, user_path, false, print_error, NULL);
+	if (explicit_path)
+		errors += config_load_file(cfg, explicit_path, true, print_error, NULL);
+	return errors;
+}
+
+static bool parse_port(const char *text, unsigned *port)
+{
+	char *end;
+	errno = 0;
+	unsigned long value = strtoul(text, &end, 10);
+	if (errno || end == text || *end || value < 1 || value > 65535 || text[0] == '-')
+		return false;
+	*port = (unsigned)value;
+	return true;
+}
+
+/* "host", "host:port", "[v6addr]" or "[v6addr]:port". */
+static bool parse_destination(char *text, struct config *cfg)
+{
+	char *port = NULL;
+
+	if (text[0] == '[') {
+		char *close = strchr(text, ']');
+		if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+			return false;
+		*close = '\0';
+		port = close[1] == ':' ? close + 2 : NULL;
+		text++;
+	} else if (strchr(text, ':') == strrchr(text, ':') && strchr(text, ':')) {
+		port = strchr(text, ':');
+		*port++ = '\0';
+	}
+	if (text[0] == '\0' || strlen(text) > CONFIG_HOST_MAX)
+		return false;
+	if (port && !parse_port(port, &cfg->port))
+		return false;
+	strcpy(cfg->host, text);
+	return true;
+}
+
+/* The login name when it is a valid turnchat name, else "guest". */
+static void default_name(char *name, size_t size)
+{
+	const char *login = getenv("USER");
+	struct passwd *pw = getpwuid(getuid());
+	if ((login == NULL || !protocol_valid_name(login, strlen(login))) && pw)
+		login = pw->pw_name;
+	if (login == NULL || !protocol_valid_name(login, strlen(login)))
+		login = "guest";
+	snprintf(name, size, "%s", login);
+}
+
+static int connect_to(const struct config *cfg)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *list;
+	char service[16];
+	int fd = -1, saved = ECONNREFUSED;
+
+	snprintf(service, sizeof(service), "%u", cfg->port);
+	int rc = getaddrinfo(cfg->host, service, &hints, &list);
+	if (rc != 0) {
+		fprintf(stderr, "turnchat: cannot find host '%s': %s\n", cfg->host, gai_strerror(rc));
+		return -1;
+	}
+	for (struct addrinfo *ai = list; ai && fd < 0; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) < 0) {
+			saved = errno;
+			close(fd);
+			fd = -1;
+		}
+	}
+	freeaddrinfo(list);
+	if (fd < 0) {
+		fprintf(stderr,
+			"turnchat: cannot connect to '%s' on port number '%u': %s\n"
+			"turnchat: is the server running? Start it with 'turnchatd -f' or "
+			"'systemctl start turnchat.socket'.\n",
+			cfg->host, cfg->port, strerror(saved));
+		return -1;
+	}
+	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
+		perror("turnchat");
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int main(int argc, char **argv)
+{
+	enum { OPT_FREE = 256 };
+	static const struct option options[] = {
+		{"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
+		{"name", required_argument, NULL, 'n'},   {"room", required_argument, NULL, 'r'},
+		{"mode", required_argument, NULL, 'm'},   {"free", no_argument, NULL, OPT_FREE},
+		{"config", required_argument, NULL, 'c'}, {"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+	};
+	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
+	const char *mode = NULL;
+	struct config cfg;
+	int opt;
+
+	while ((opt = getopt_long(argc, argv, "H:p:n:r:m:c:Vh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'H': host = optarg; break;
+		case 'p': port = optarg; break;
+		case 'n': name = optarg; break;
+		case 'r': room = optarg; break;
+		case 'm': mode = optarg; break;
+		case OPT_FREE: mode = "free"; break;
+		case 'c': config_path = optarg; break;
+		case 'V':
+			printf("turnchat %s\n", TURNCHAT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (argc - optind > 1) {
+		fprintf(stderr, "turnchat: too many arguments\n");
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	config_set_defaults(&cfg);
+	if (load_config(&cfg, config_path) > 0)
+		return EX_CONFIG;
+
+	/* The command line comes last, so it wins over every file. */
+	if (optind < argc && !parse_destination(argv[optind], &cfg)) {
+		fprintf(stderr, "turnchat: '%s' is not host, host:port or [address]:port\n",
+			argv[optind]);
+		return EX_USAGE;
+	}
+	if (host) {
+		if (host[0] == '\0' || strlen(host) > CONFIG_HOST_MAX) {
+			fprintf(stderr, "turnchat: '%s' is not a host name\n", host);
+			return EX_USAGE;
+		}
+		strcpy(cfg.host, host);
+	}
+	if (port && !parse_port(port, &cfg.port)) {
+		fprintf(stderr, "turnchat: port '%s' is not a number from 1 to 65535\n", port);
+		return EX_USAGE;
+	}
+	if (name && !protocol_valid_name(name, strlen(name))) {
+		fprintf(stderr, "turnchat: name '%s': use 1-32 of A-Z a-z 0-9 _ . -\n", name);
+		return EX_USAGE;
+	}
+	if (room && !protocol_valid_name(room, strlen(room))) {
+		fprintf(stderr, "turnchat: room '%s': use 1-32 of A-Z a-z 0-9 _ . -\n", room);
+		return EX_USAGE;
+	}
+	if (mode && !protocol_parse_mode(mode, strlen(mode), &cfg.client.mode)) {
+		fprintf(stderr, "turnchat: mode '%s': use turns or free\n", mode);
+		return EX_USAGE;
+	}
+	if (name)
+		snprintf(cfg.client.name, sizeof(cfg.client.name), "%s", name);
+	else if (cfg.client.name[0] == '\0')
+		default_name(cfg.client.name, sizeof(cfg.client.name));
+	if (room)
+		snprintf(cfg.client.room, sizeof(cfg.client.room), "%s", room);
+
+	int fd = connect_to(&cfg);
+	if (fd < 0)
+		return EX_UNAVAILABLE;
+
+	struct chat_options chat = {
+		.host = cfg.host,
+		.port = cfg.port,
+		.name = cfg.client.name,
+		.room = cfg.client.room,
+		.mode = cfg.client.mode,
+		.interactive = isatty(STDIN_FILENO),
+	};
+	return chat_run(fd, &chat);
+}

@@ -1,0 +1,204 @@
+/*
+ * turnchatd: pairs people who join the same meeting point and relays their
+ * lines. Reads the config, opens the listening sockets, then runs one event
+ * loop until SIGTERM or SIGINT. Never forks: systemd, inetd and a shell all
+ * keep it in the foreground.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "build_info.h"
+#include "config.h"
+#include "event.h"
+#include "listener.h"
+#include "log.h"
+#include "server.h"
+
+#define EX_USAGE 64
+#define EX_CONFIG 78
+
+struct daemon {
+	struct event_loop *loop;
+	struct server server;
+	struct listener *listener;
+	const char *config_path;
+	bool config_explicit;
+	bool foreground;
+	bool verbose;
+};
+
+static void print_config_error(void *ctx, const char *message)
+{
+	bool *to_log = ctx;
+	if (*to_log)
+		log_warnx("%s", message);
+	else
+		fprintf(stderr, "turnchatd: %s\n", message);
+}
+
+/* Returns the number of errors; on success *cfg holds the new config. */
+static int read_config(const struct daemon *daemon, struct config *cfg, bool to_log)
+{
+	config_set_defaults(cfg);
+	int errors = config_load_file(cfg, daemon->config_path, daemon->config_explicit,
+				      print_config_error, &to_log);
+	if (errors == 0)
+		errors = config_check(cfg, daemon->config_path, print_config_error, &to_log);
+	return errors;
+}
+
+static void on_stop_signal(int signo, void *data)
+{
+	struct daemon *daemon = data;
+	log_notice("received %s", strsignal(signo));
+	listener_destroy(daemon->listener);
+	daemon->listener = NULL;
+	server_stop(&daemon->server);
+}
+
+static void on_reload_signal(int signo, void *data)
+{
+	struct daemon *daemon = data;
+	struct config cfg;
+	(void)signo;
+
+	log_notice("reloading %s", daemon->config_path);
+	if (read_config(daemon, &cfg, true) > 0) {
+		log_warnx("%s has errors; the configuration in force stays", daemon->config_path);
+		return;
+	}
+	/* Where to listen is the socket's business; it cannot move under us. */
+	server_apply_config(&daemon->server, &cfg);
+	log_set_level(daemon->verbose ? LOG_DEBUG : cfg.server.log_level);
+	log_notice("configuration reloaded");
+}
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: turnchatd [-ftv] [-c file]\n"
+		"\n"
+		"Pairs people who join the same meeting point and relays their lines.\n"
+		"\n"
+		"  -c, --config FILE   read FILE instead of %s\n"
+		"  -t, --test          check the configuration, print \"configuration OK\", exit\n"
+		"  -f, --foreground    log to stderr instead of syslog\n"
+		"  -v, --verbose       log debug messages too\n"
+		"  -V, --version       print the version and exit\n"
+		"  -h, --help          print this help and exit\n",
+		TURNCHAT_CONFIG_PATH);
+}
+
+static int listen_from_config(struct daemon *daemon)
+{
+	const struct config *cfg = &daemon->server.config;
+	char error[512];
+	int opened = listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error));
+
+	if (opened == 0) {
+		log_warnx("%s", error);
+		return -1;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option options[] = {
+		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
+		{"foreground", no_argument, NULL, 'f'},   {"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct daemon daemon = {.config_path = TURNCHAT_CONFIG_PATH};
+	struct config cfg;
+	bool test_only = false;
+	int opt, status = 1;
+
+	while ((opt = getopt_long(argc, argv, "c:tfvVh", options, NULL)) != -1) {
+		switch (opt) {
+		case 'c':
+			daemon.config_path = optarg;
+			daemon.config_explicit = true;
+			break;
+		case 't':
+			test_only = true;
+			break;
+		case 'f':
+			daemon.foreground = true;
+			break;
+		case 'v':
+			daemon.verbose = true;
+			break;
+		case 'V':
+			printf("turnchatd %s\n", TURNCHAT_VERSION);
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return EX_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "turnchatd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EX_USAGE;
+	}
+
+	int errors = read_config(&daemon, &cfg, false);
+	if (test_only) {
+		if (errors == 0)
+			printf("configuration OK\n");
+		else
+			fprintf(stderr, "turnchatd: %d error%s in %s\n", errors, errors == 1 ? "" : "s",
+				daemon.config_path);
+		return errors == 0 ? 0 : EX_CONFIG;
+	}
+	if (errors > 0) {
+		fprintf(stderr, "turnchatd: %s has errors; not starting\n", daemon.config_path);
+		return EX_CONFIG;
+	}
+
+	bool to_stderr = cfg.server.log_target == LOG_TARGET_STDERR ||
+			 (cfg.server.log_target == LOG_TARGET_AUTO && daemon.foreground);
+	log_init("turnchatd", to_stderr, cfg.server.log_facility,
+		 daemon.verbose ? LOG_DEBUG : cfg.server.log_level);
+	signal(SIGPIPE, SIG_IGN);
+
+	daemon.loop = event_loop_create();
+	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
+		fatal("cannot set up the event loop");
+	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
+	if (daemon.listener == NULL || listen_from_config(&daemon) < 0)
+		goto out;
+	if (event_add_signal(daemon.loop, SIGTERM, on_stop_signal, &daemon) < 0 ||
+	    event_add_signal(daemon.loop, SIGINT, on_stop_signal, &daemon) < 0 ||
+	    event_add_signal(daemon.loop, SIGHUP, on_reload_signal, &daemon) < 0)
+		fatal("cannot watch signals");
+	log_notice("turnchatd %s ready: host '%s', port %u, %s mode by default", TURNCHAT_VERSION,
+		   cfg.host, cfg.port, protocol_mode_name(cfg.server.default_mode));
+
+	uint64_t last_resume = event_now_ms();
+	while (!(daemon.server.stopping && server_idle(&daemon.server))) {
+		if (event_loop_dispatch(daemon.loop, -1) < 0)
+			fatal("event loop");
+		if (daemon.listener && event_now_ms() - last_resume >= 1000) {
+			listener_pause(daemon.listener, false);
+			last_resume = event_now_ms();
+		}
+	}
+	log_notice("stopped");
+	status = 0;
+out:
+	listener_destroy(daemon.listener);
+	server_finish(&daemon.server);
+	event_loop_destroy(daemon.loop);
+	return status;
+}
