@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,6 +170,10 @@ static void listener_ready(int fd, uint32_t events, void *data)
 		int client = accept4(fd, (struct sockaddr *)&addr, &len,
 				     SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (client >= 0) {
+			/* Chat lines are small and should leave at once. */
+			int one = 1;
+			if (addr.ss_family != AF_UNIX)
+				setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			listener->fn(client, (struct sockaddr *)&addr, len, listener->data);
 			continue;
 		}
