@@ -29,8 +29,8 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 {
 	size_t used = buffer_length(buf);
 
-	if (want > buf->limit - used) {
-		want = buf->limit - used;
+	if (want > buffer_room(buf)) {
+		want = buffer_room(buf);
 		if (want == 0) {
 			errno = ENOBUFS;
 			return NULL;
@@ -48,7 +48,7 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 			while (size - used < want)
 				size *= 2;
 			if (size > buf->limit)
-				size = buf->limit;
+				size = buf->limit; /* still enough: want <= limit - used */
 			char *data = realloc(buf->data, size);
 			if (data == NULL)
 				return NULL;
@@ -68,7 +68,7 @@ void buffer_commit(struct buffer *buf, size_t len)
 
 int buffer_append(struct buffer *buf, const void *bytes, size_t len)
 {
-	if (len > buf->limit - buffer_length(buf)) {
+	if (len > buffer_room(buf)) {
 		errno = ENOBUFS;
 		return -1;
 	}

@@ -28,6 +28,13 @@ static inline const char *buffer_peek(const struct buffer *buf)
 	return buf->data + buf->start;
 }
 
+/* How many more bytes it may take; none when a lowered limit is already passed. */
+static inline size_t buffer_room(const struct buffer *buf)
+{
+	size_t used = buffer_length(buf);
+	return used >= buf->limit ? 0 : buf->limit - used;
+}
+
 /* Returns 0, or -1 with errno ENOBUFS (over the limit: nothing appended) or ENOMEM. */
 int buffer_append(struct buffer *buf, const void *bytes, size_t len);
 

@@ -90,7 +90,7 @@ enum frame_result protocol_frame(struct framer *framer, const char *data, size_t
 	}
 	if (lf == NULL) {
 		/* max_line bytes plus a CR may still be a valid line; more cannot. */
-		if (len > max_line + 1) {
+		if (len > max_line + 1 || (len == max_line + 1 && data[max_line] != '\r')) {
 			framer->discarding = true;
 			*consumed = len;
 			return FRAME_TOO_LONG;
@@ -208,7 +208,7 @@ static int append_line(struct buffer *out, enum server_keyword keyword, const ch
 	int head_len = snprintf(head, sizeof(head), "%s%s", keywords[keyword], a ? " " : "");
 	size_t total = (size_t)head_len + (a ? a_len : 0) + (b ? 1 + b_len : 0) + 1;
 
-	if (total > out->limit - buffer_length(out))
+	if (total > buffer_room(out))
 		return -1;
 	buffer_append(out, head, (size_t)head_len);
 	if (a)
@@ -273,7 +273,7 @@ int protocol_append_message(struct buffer *out, const char *text, size_t len)
 	bool escape = len > 0 && text[0] == '/';
 	size_t total = len + (escape ? 1 : 0) + 1;
 
-	if (total > out->limit - buffer_length(out))
+	if (total > buffer_room(out))
 		return -1;
 	if (escape)
 		buffer_append(out, "/", 1);
@@ -286,7 +286,7 @@ int protocol_append_command(struct buffer *out, const char *command, const char 
 	size_t c = strlen(command), a = arg ? strlen(arg) : 0;
 	size_t total = 1 + c + (arg ? 1 + a : 0) + 1;
 
-	if (total > out->limit - buffer_length(out))
+	if (total > buffer_room(out))
 		return -1;
 	buffer_append(out, "/", 1);
 	buffer_append(out, command, c);

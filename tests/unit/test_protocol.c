@@ -1,0 +1,449 @@
+/*
+ * Unit tests for protocol.c, against turnchat-protocol(7): framing, text
+ * checks, names, client commands, and every line formatted, then parsed back.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "buffer.h"
+#include "protocol.h"
+
+/* A string literal as (pointer, length), so embedded NULs count. */
+#define S(lit) lit, sizeof(lit) - 1
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void assert_bytes(const char *got, size_t got_len, const char *want)
+{
+	assert_int_equal(got_len, strlen(want));
+	if (got_len > 0)
+		assert_memory_equal(got, want, got_len);
+}
+
+/* Asserts the buffer holds exactly want, then empties it. */
+static void assert_buffer(struct buffer *b, const char *want)
+{
+	assert_bytes(buffer_length(b) ? buffer_peek(b) : "", buffer_length(b), want);
+	buffer_release(b);
+}
+
+/* The case a table-driven test is at; its teardown prints it if the test stopped there. */
+static char at[160];
+
+static int report_at(void **state)
+{
+	(void)state;
+	if (at[0] != '\0')
+		print_error("stopped at %s\n", at);
+	at[0] = '\0';
+	return 0;
+}
+
+/* --- Framing ------------------------------------------------------------- */
+
+#define MAX 8
+
+/* One call; the line it finds, if any, must be line. */
+static void step(struct framer *f, const char *data, size_t len, enum frame_result want,
+		 const char *line, size_t want_consumed)
+{
+	size_t line_len = 9999, consumed = 9999;
+	enum frame_result got = protocol_frame(f, data, len, MAX, &line_len, &consumed);
+
+	if (got != want || consumed != want_consumed)
+		print_error("frame \"%.*s\": result %d consumed %zu\n", (int)len, data, got,
+			    consumed);
+	assert_int_equal(got, want);
+	assert_int_equal(consumed, want_consumed);
+	if (want == FRAME_LINE)
+		assert_bytes(data, line_len, line);
+}
+
+static void test_frame_lines(void **state)
+{
+	struct framer f = {false};
+
+	(void)state;
+	step(&f, S("hello\n"), FRAME_LINE, "hello", 6);
+	step(&f, S("hello\r\n"), FRAME_LINE, "hello", 7);
+	step(&f, S("a\rb\n"), FRAME_LINE, "a\rb", 4);   /* a CR elsewhere is kept */
+	step(&f, S("ab\r\r\n"), FRAME_LINE, "ab\r", 5); /* only the one before LF goes */
+	step(&f, S("\n"), FRAME_LINE, "", 1);
+	step(&f, S("\r\n"), FRAME_LINE, "", 2);
+	step(&f, S("hel"), FRAME_NEED_MORE, NULL, 0);
+	step(&f, S("hel\r"), FRAME_NEED_MORE, NULL, 0);
+	step(&f, "", 0, FRAME_NEED_MORE, NULL, 0);
+	/* max_line bytes fit; max_line + 1 do not */
+	step(&f, S("12345678\n"), FRAME_LINE, "12345678", 9);
+	step(&f, S("12345678\r\n"), FRAME_LINE, "12345678", 10);
+	step(&f, S("12345678"), FRAME_NEED_MORE, NULL, 0);
+	step(&f, S("12345678\r"), FRAME_NEED_MORE, NULL, 0); /* the LF may still come */
+	step(&f, S("123456789\n"), FRAME_TOO_LONG, NULL, 10);
+	assert_false(f.discarding); /* that line is over: the next one is fine */
+	step(&f, S("123456789\r\n"), FRAME_TOO_LONG, NULL, 11);
+	step(&f, S("next\n"), FRAME_LINE, "next", 5);
+}
+
+/* An over-long line with no LF yet: refused once, then skipped up to its LF. */
+static void test_frame_discard_across_calls(void **state)
+{
+	struct framer f = {false};
+
+	(void)state;
+	step(&f, S("1234567890"), FRAME_TOO_LONG, NULL, 10);
+	assert_true(f.discarding);
+	step(&f, S("abc"), FRAME_NEED_MORE, NULL, 3);
+	step(&f, S("defghijklmnopqrstuvwxyz"), FRAME_NEED_MORE, NULL, 23);
+	step(&f, S("\r"), FRAME_NEED_MORE, NULL, 1);
+	step(&f, S("gh\nafter\n"), FRAME_NEED_MORE, NULL, 3);
+	assert_false(f.discarding);
+	step(&f, S("after\n"), FRAME_LINE, "after", 6);
+}
+
+/* max_line + 1 bytes, no LF, the last not a CR: no LF can make that line fit. */
+static void test_frame_too_long_at_once(void **state)
+{
+	struct framer f = {false};
+
+	(void)state;
+	/* max_line + 1 bytes not ending in CR can never be a valid line:
+	 * refuse at once (turnchat-protocol(7)). */
+	step(&f, S("123456789"), FRAME_TOO_LONG, NULL, 9);
+	assert_true(f.discarding);
+	step(&f, S("0\nok\n"), FRAME_NEED_MORE, NULL, 2);
+}
+
+/* Frames one chunk the way the connection does; returns a trace of what came out. */
+static size_t frame_all(const char *data, size_t len, char *trace)
+{
+	struct framer f = {false};
+	size_t pos = 0, line_len, consumed;
+	enum frame_result r;
+
+	trace[0] = '\0';
+	while ((r = protocol_frame(&f, data + pos, len - pos, MAX, &line_len, &consumed)) !=
+		       FRAME_NEED_MORE || consumed > 0) {
+		if (r == FRAME_LINE) {
+			strcat(trace, "[");
+			strncat(trace, data + pos, line_len);
+			strcat(trace, "]");
+		} else if (r == FRAME_TOO_LONG) {
+			strcat(trace, "!");
+		}
+		pos += consumed;
+	}
+	return len - pos;
+}
+
+static void test_frame_several_lines(void **state)
+{
+	char trace[256];
+
+	(void)state;
+	assert_int_equal(frame_all(S("one\ntwo\r\n\nthree"), trace), 5);
+	assert_string_equal(trace, "[one][two][]");
+	assert_int_equal(frame_all(S("123456789012\nafter\n"), trace), 0);
+	assert_string_equal(trace, "![after]");
+	assert_int_equal(frame_all(S("a\n1234567890123456789\nb\r\n12345678\n"), trace), 0);
+	assert_string_equal(trace, "[a]![b][12345678]");
+}
+
+/* --- Text checks and names ------------------------------------------------- */
+
+struct text_case {
+	const char *s;
+	size_t len;
+	enum text_check want;
+};
+#define OK(lit) {S(lit), TEXT_OK}
+#define BADU(lit) {S(lit), TEXT_BAD_UTF8}
+#define CTRL(lit) {S(lit), TEXT_CONTROL_CHAR}
+
+static void test_check_text(void **state)
+{
+	static const struct text_case cases[] = {
+		OK(""), OK("plain ascii ~"), OK("a\tb"), OK("caf\xc3\xa9"), OK("\xc2\xa0"),
+		OK("\xe2\x82\xac"), OK("\xed\x9f\xbf"), OK("\xee\x80\x80"), OK("\xef\xbf\xbf"),
+		OK("\xf0\x9f\x98\x80"), OK("\xf4\x8f\xbf\xbf"),
+		/* overlong forms; surrogates; past U+10FFFF; bytes never valid */
+		BADU("\xc0\xaf"), BADU("\xc1\xbf"), BADU("\xe0\x80\xaf"), BADU("\xe0\x9f\xbf"),
+		BADU("\xf0\x80\x80\xaf"), BADU("\xf0\x8f\xbf\xbf"), BADU("\xed\xa0\x80"),
+		BADU("\xed\xbf\xbf"), BADU("\xf4\x90\x80\x80"), BADU("\xf5\x80\x80\x80"),
+		BADU("\xf8\x88\x80\x80\x80"), BADU("\xfe"), BADU("\xff"), BADU("a\x80z"),
+		/* truncated or interrupted sequences */
+		BADU("\xc3"), BADU("ok\xe2\x82"), BADU("\xf0\x9f\x98"), BADU("\xc3x"),
+		BADU("\xe2\x28\xa1"), BADU("\xf0\x9f\x98z"), {"\xc3\xa9", 1, TEXT_BAD_UTF8},
+		{"\xf0\x9f\x98\x80", 3, TEXT_BAD_UTF8}, /* cut short by len, not by the bytes */
+		/* C0 but TAB, DEL, C1 */
+		CTRL("\0"), CTRL("a\0b"), CTRL("\x01"), CTRL("\x1b[2J"), CTRL("x\x1f"), CTRL("\r"),
+		CTRL("\n"), CTRL("\x7f"), CTRL("\xc2\x80"), CTRL("\xc2\x85"), CTRL("\xc2\x9b"),
+		CTRL("\xc2\x9f"),
+		/* bad UTF-8 wins over a control, wherever each one is */
+		BADU("\x1b\xff"), BADU("\xff\x1b"), BADU("\x7f\xc2\x85\xc3"),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		enum text_check got = protocol_check_text(cases[i].s, cases[i].len);
+		if (got != cases[i].want)
+			print_error("text case %zu\n", i);
+		assert_int_equal(got, cases[i].want);
+	}
+}
+
+static void test_valid_name(void **state)
+{
+	static const char *const good[] = {"a", "Barret_the-2nd.x", "AZaz09_.-",
+					   "abcdefghijklmnopqrstuvwxyz012345"};
+	static const char *const bad[] = {"", "abcdefghijklmnopqrstuvwxyz0123456", "a b", "a/b",
+					  "a@b", "a\tb", "caf\xc3\xa9", "room!"};
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(good); i++)
+		assert_true(protocol_valid_name(good[i], strlen(good[i])));
+	for (size_t i = 0; i < COUNT(bad); i++)
+		assert_false(protocol_valid_name(bad[i], strlen(bad[i])));
+	assert_false(protocol_valid_name(S("a\0b")));
+}
+
+/* --- Client commands --------------------------------------------------------- */
+
+struct cmd_case {
+	const char *line;
+	size_t len;
+	enum command_kind kind;
+	const char *arg; /* what arg must hold, unless CMD_INVALID or CMD_MODE */
+	enum chat_mode mode;
+	enum error_code error;
+};
+#define CMD(lit, kind, arg) {S(lit), kind, arg, 0, 0}
+#define MODE(lit, mode) {S(lit), CMD_MODE, NULL, mode, 0}
+#define BAD(lit, error) {S(lit), CMD_INVALID, NULL, 0, error}
+
+static void test_parse_command(void **state)
+{
+	static const struct cmd_case cases[] = {
+		CMD("hello there", CMD_MESSAGE, "hello there"), CMD("a\tb", CMD_MESSAGE, "a\tb"),
+		CMD("//x", CMD_MESSAGE, "/x"), CMD("//", CMD_MESSAGE, "/"),
+		CMD("///", CMD_MESSAGE, "//"), CMD(" /quit", CMD_MESSAGE, " /quit"),
+		CMD("caf\xc3\xa9", CMD_MESSAGE, "caf\xc3\xa9"), BAD("", ERR_EMPTY),
+		CMD("/name Barret", CMD_NAME, "Barret"), BAD("/name", ERR_BAD_COMMAND),
+		BAD("/name ", ERR_BAD_COMMAND), BAD("/name b@d", ERR_BAD_NAME),
+		BAD("/name a b", ERR_BAD_NAME),
+		BAD("/name abcdefghijklmnopqrstuvwxyz0123456", ERR_BAD_NAME),
+		MODE("/mode turns", CHAT_MODE_TURNS), MODE("/mode free", CHAT_MODE_FREE),
+		BAD("/mode bogus", ERR_BAD_MODE), BAD("/mode Turns", ERR_BAD_MODE),
+		BAD("/mode", ERR_BAD_COMMAND), CMD("/join", CMD_JOIN, ""),
+		CMD("/join kitchen", CMD_JOIN, "kitchen"), BAD("/join ", ERR_BAD_COMMAND),
+		BAD("/join bad!room", ERR_BAD_NAME), CMD("/q", CMD_QUIT, ""),
+		CMD("/quit", CMD_QUIT, ""), BAD("/q x", ERR_BAD_COMMAND),
+		BAD("/quit now", ERR_BAD_COMMAND), CMD("/help", CMD_HELP, ""),
+		BAD("/help me", ERR_BAD_COMMAND), BAD("/frob", ERR_BAD_COMMAND),
+		BAD("/", ERR_BAD_COMMAND), BAD("/Name x", ERR_BAD_COMMAND),
+		BAD("/names x", ERR_BAD_COMMAND), BAD("/qu", ERR_BAD_COMMAND),
+		BAD("hi \xff there", ERR_BAD_UTF8), BAD("hi\x1b[2J", ERR_CONTROL_CHAR),
+		BAD("hi\xc2\x85", ERR_CONTROL_CHAR), BAD("a\0b", ERR_CONTROL_CHAR),
+		BAD("//\x7f", ERR_CONTROL_CHAR), BAD("/name \x1b", ERR_CONTROL_CHAR),
+		BAD("\x1b\xc3", ERR_BAD_UTF8),
+	};
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(cases); i++) {
+		const struct cmd_case *c = &cases[i];
+		struct command cmd;
+
+		protocol_parse_command(c->line, c->len, &cmd);
+		if (cmd.kind != c->kind || (c->kind == CMD_INVALID && cmd.error != c->error))
+			print_error("command case %zu: kind %d error %d\n", i, cmd.kind, cmd.error);
+		assert_int_equal(cmd.kind, c->kind);
+		if (c->kind == CMD_INVALID)
+			assert_int_equal(cmd.error, c->error);
+		else if (c->kind == CMD_MODE)
+			assert_int_equal(cmd.mode, c->mode);
+		else
+			assert_bytes(cmd.arg, cmd.arg_len, c->arg);
+	}
+}
+
+static void test_names_of_codes(void **state)
+{
+	static const char *const errs[] = {"not-your-turn", "not-paired", "too-long", "bad-utf8",
+					   "control-char",  "bad-command", "bad-name", "bad-mode",
+					   "busy",          "empty"};
+	static const char *const byes[] = {"quit", "peer-quit", "peer-lost", "shutdown",
+					   "idle", "server-full", "protocol"};
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(errs); i++) {
+		assert_string_equal(protocol_error_name((enum error_code)i), errs[i]);
+		assert_true(strlen(protocol_error_text((enum error_code)i)) > 0);
+	}
+	for (size_t i = 0; i < COUNT(byes); i++)
+		assert_string_equal(protocol_bye_name((enum bye_reason)i), byes[i]);
+	assert_string_equal(protocol_mode_name(CHAT_MODE_TURNS), "turns");
+	assert_string_equal(protocol_mode_name(CHAT_MODE_FREE), "free");
+}
+
+/* --- Formatting, and parsing it back ------------------------------------------ */
+
+static int hello(struct buffer *b) { return protocol_append_hello(b, "turnchatd"); }
+static int waiting(struct buffer *b) { return protocol_append_waiting(b, "lobby"); }
+static int paired(struct buffer *b, enum chat_mode mode, enum first_speaker first)
+{
+	return protocol_append_paired(b, "Barret", mode, first);
+}
+static int paired_peer(struct buffer *b) { return paired(b, CHAT_MODE_TURNS, FIRST_PEER); }
+static int paired_you(struct buffer *b) { return paired(b, CHAT_MODE_TURNS, FIRST_YOU); }
+static int paired_free(struct buffer *b) { return paired(b, CHAT_MODE_FREE, FIRST_NONE); }
+static int msg(struct buffer *b) { return protocol_append_msg(b, S(" two  spaces ")); }
+static int msg_slash(struct buffer *b) { return protocol_append_msg(b, S("/x")); }
+static int msg_empty(struct buffer *b) { return protocol_append_msg(b, "", 0); }
+static int err(struct buffer *b) { return protocol_append_error(b, ERR_NOT_YOUR_TURN, NULL); }
+static int err_text(struct buffer *b) { return protocol_append_error(b, ERR_BAD_NAME, "no"); }
+static int info(struct buffer *b) { return protocol_append_info(b, "Partner left"); }
+static int bye(struct buffer *b) { return protocol_append_bye(b, BYE_PEER_QUIT, NULL); }
+static int bye_text(struct buffer *b) { return protocol_append_bye(b, BYE_IDLE, "60 s"); }
+static int message(struct buffer *b) { return protocol_append_message(b, S("hi /x")); }
+static int message_slash(struct buffer *b) { return protocol_append_message(b, S("/x")); }
+static int command(struct buffer *b) { return protocol_append_command(b, "name", "Bob"); }
+static int command_bare(struct buffer *b) { return protocol_append_command(b, "quit", NULL); }
+
+static const struct format_case {
+	int (*format)(struct buffer *);
+	const char *bytes;
+	enum server_keyword keyword; /* SRV_UNKNOWN: a client's line, not parsed back */
+	const char *word, *text;
+	enum chat_mode mode;
+	enum first_speaker first;
+} formats[] = {
+	{hello, "HELLO turnchat 1 turnchatd\n", SRV_HELLO, "turnchatd", "", 0, 0},
+	{waiting, "WAITING lobby\n", SRV_WAITING, "lobby", "", 0, 0},
+	{paired_peer, "PAIRED Barret turns peer\n", SRV_PAIRED, "Barret", "", CHAT_MODE_TURNS,
+	 FIRST_PEER},
+	{paired_you, "PAIRED Barret turns you\n", SRV_PAIRED, "Barret", "", CHAT_MODE_TURNS,
+	 FIRST_YOU},
+	{paired_free, "PAIRED Barret free -\n", SRV_PAIRED, "Barret", "", CHAT_MODE_FREE,
+	 FIRST_NONE},
+	{msg, "MSG  two  spaces \n", SRV_MSG, "", " two  spaces ", 0, 0},
+	{msg_slash, "MSG /x\n", SRV_MSG, "", "/x", 0, 0},
+	{msg_empty, "MSG \n", SRV_MSG, "", "", 0, 0},
+	{err, "ERR not-your-turn It is not your turn; wait for your partner's reply\n", SRV_ERR,
+	 "not-your-turn", "It is not your turn; wait for your partner's reply", 0, 0},
+	{err_text, "ERR bad-name no\n", SRV_ERR, "bad-name", "no", 0, 0},
+	{info, "INFO Partner left\n", SRV_INFO, "", "Partner left", 0, 0},
+	{bye, "BYE peer-quit\n", SRV_BYE, "peer-quit", "", 0, 0},
+	{bye_text, "BYE idle 60 s\n", SRV_BYE, "idle", "60 s", 0, 0},
+	{message, "hi /x\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{message_slash, "//x\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{command, "/name Bob\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{command_bare, "/quit\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+};
+
+/* Each line is appended whole when it fits exactly, and not at all when one byte short. */
+static void test_format(void **state)
+{
+	struct buffer b;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(formats); i++) {
+		size_t need = strlen(formats[i].bytes);
+
+		snprintf(at, sizeof(at), "format %zu, %.*s", i, (int)need - 1, formats[i].bytes);
+		buffer_init(&b, 3 + need - 1);
+		assert_int_equal(buffer_append(&b, "old", 3), 0);
+		assert_int_equal(formats[i].format(&b), -1);
+		assert_buffer(&b, "old");
+		buffer_init(&b, need - 1);
+		assert_int_equal(formats[i].format(&b), -1);
+		assert_buffer(&b, "");
+		buffer_init(&b, need);
+		assert_int_equal(formats[i].format(&b), 0);
+		assert_buffer(&b, formats[i].bytes);
+		buffer_init(&b, 3 + need);
+		assert_int_equal(buffer_append(&b, "old", 3), 0);
+		assert_int_equal(formats[i].format(&b), 0);
+		assert_int_equal(buffer_length(&b), 3 + need);
+		assert_memory_equal(buffer_peek(&b) + 3, formats[i].bytes, need);
+		buffer_release(&b);
+		at[0] = '\0';
+	}
+}
+
+static void test_server_round_trip(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < COUNT(formats); i++) {
+		const struct format_case *c = &formats[i];
+		struct server_line p;
+
+		if (c->keyword == SRV_UNKNOWN)
+			continue;
+		snprintf(at, sizeof(at), "round trip case %zu, %s", i, c->bytes);
+		assert_true(protocol_parse_server_line(c->bytes, strlen(c->bytes) - 1, &p));
+		assert_int_equal(p.keyword, c->keyword);
+		assert_bytes(p.word, p.word_len, c->word);
+		assert_bytes(p.text, p.text_len, c->text);
+		assert_int_equal(p.version, c->keyword == SRV_HELLO ? PROTOCOL_VERSION : 0);
+		assert_int_equal(p.mode, c->mode);
+		assert_int_equal(p.first, c->first);
+		at[0] = '\0';
+	}
+}
+
+static void parses_as(const char *line, enum server_keyword keyword, struct server_line *p)
+{
+	assert_true(protocol_parse_server_line(line, strlen(line), p));
+	assert_int_equal(p->keyword, keyword);
+}
+
+static void test_server_parse_errors(void **state)
+{
+	static const char *const bad[] = {
+		"", "HELLO chat 1 srv", "HELLO turnchat 0 srv", "HELLO turnchat 01 srv",
+		"HELLO turnchat x srv", "HELLO turnchat 1x srv", "HELLO turnchat 12345 srv",
+		"HELLO turnchat 1", "HELLO turnchat", "HELLO", "PAIRED Bob chatty you",
+		"PAIRED Bob turns me", "PAIRED Bob turns", "PAIRED Bob", "PAIRED", "WAITING",
+		"ERR", "BYE",
+	};
+	struct server_line p;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(bad); i++) {
+		bool ok = protocol_parse_server_line(bad[i], strlen(bad[i]), &p);
+		if (ok)
+			print_error("accepted \"%s\"\n", bad[i]);
+		assert_false(ok);
+	}
+	parses_as("HELLO turnchat 27 other", SRV_HELLO, &p);
+	assert_int_equal(p.version, 27); /* a newer version parses; the client decides */
+	assert_bytes(p.word, p.word_len, "other");
+	parses_as("FUTURE thing here", SRV_UNKNOWN, &p); /* to be ignored, not an error */
+	parses_as("msg lower case", SRV_UNKNOWN, &p);
+	parses_as("MSG", SRV_MSG, &p);
+	assert_int_equal(p.text_len, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_frame_lines),
+		cmocka_unit_test(test_frame_discard_across_calls),
+		cmocka_unit_test(test_frame_too_long_at_once),
+		cmocka_unit_test(test_frame_several_lines),
+		cmocka_unit_test(test_check_text),
+		cmocka_unit_test(test_valid_name),
+		cmocka_unit_test(test_parse_command),
+		cmocka_unit_test(test_names_of_codes),
+		cmocka_unit_test_teardown(test_format, report_at),
+		cmocka_unit_test_teardown(test_server_round_trip, report_at),
+		cmocka_unit_test(test_server_parse_errors),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
