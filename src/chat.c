@@ -11,17 +11,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "connection.h"
 #include "display.h"
 #include "event.h"
+#include "ui.h"
 
 #define EX_UNAVAILABLE 69
 #define EX_PROTOCOL 76
 #define CHAT_QUIT_WAIT_MS 5000
-/* The client never refuses what a server might accept; the server judges. */
-#define CHAT_INPUT_MAX_LINE (1024 * 1024)
+/* The longest line the client takes from a server. */
+#define CHAT_MAX_LINE (1024 * 1024)
 
 enum chat_state {
 	CHAT_GREETING, /* connected, waiting for HELLO */
@@ -34,13 +36,10 @@ struct chat {
 	const struct chat_options *options;
 	struct event_loop *loop;
 	struct connection *conn;
-	struct event_source *input_source;
-	struct buffer input;
-	struct framer input_framer;
-	bool input_eof;
+	struct ui *ui;
 	enum chat_state state;
 	enum chat_mode mode;
-	bool my_turn;
+	enum ui_turn turn;
 	bool quit_sent;
 	uint64_t quit_sent_at;
 	int exit_status;
@@ -49,37 +48,75 @@ struct chat {
 	struct buffer line; /* scratch for one printed line */
 };
 
-/* Prints prefix, the network's text made safe, suffix and a newline. */
+/* Starts a line to show: the time first, when asked for. */
+static void begin_line(struct chat *chat)
+{
+	buffer_consume(&chat->line, buffer_length(&chat->line));
+	if (chat->options->timestamps) {
+		char stamp[16];
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		size_t n = strftime(stamp, sizeof(stamp), "[%H:%M] ", &tm);
+		buffer_append(&chat->line, stamp, n);
+	}
+}
+
+static void append_text(struct chat *chat, const char *text)
+{
+	buffer_append(&chat->line, text, strlen(text));
+}
+
+static void end_line(struct chat *chat)
+{
+	ui_show(chat->ui, buffer_peek(&chat->line), buffer_length(&chat->line));
+}
+
+/* Shows prefix, the network's text made safe, and suffix, as one line. */
 static void show(struct chat *chat, const char *prefix, const char *text, size_t len,
 		 const char *suffix)
 {
-	buffer_consume(&chat->line, buffer_length(&chat->line));
-	buffer_append(&chat->line, prefix, strlen(prefix));
+	begin_line(chat);
+	append_text(chat, prefix);
 	if (display_sanitize(&chat->line, text, len) < 0)
-		buffer_append(&chat->line, "...", 3);
-	buffer_append(&chat->line, suffix, strlen(suffix));
-	buffer_append(&chat->line, "\n", 1);
-	fwrite(buffer_peek(&chat->line), 1, buffer_length(&chat->line), stdout);
-	fflush(stdout);
+		append_text(chat, "...");
+	append_text(chat, suffix);
+	end_line(chat);
 }
 
-static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void say(const char *fmt, ...)
+static void say(struct chat *chat, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(struct chat *chat, const char *fmt, ...)
 {
+	char text[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vprintf(fmt, ap);
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	putchar('\n');
-	fflush(stdout);
+	begin_line(chat);
+	append_text(chat, text);
+	end_line(chat);
 }
 
-static void prompt(const struct chat *chat)
+/* The partner's name, in colour where that is wanted. */
+static void show_message(struct chat *chat, const char *text, size_t len)
 {
-	if (chat->options->interactive && chat->state == CHAT_PAIRED && chat->my_turn) {
-		printf("%s> ", chat->options->name);
-		fflush(stdout);
-	}
+	begin_line(chat);
+	if (chat->options->color)
+		append_text(chat, "\033[1;36m");
+	append_text(chat, chat->peer);
+	append_text(chat, ":");
+	if (chat->options->color)
+		append_text(chat, "\033[0m");
+	append_text(chat, " ");
+	if (display_sanitize(&chat->line, text, len) < 0)
+		append_text(chat, "...");
+	end_line(chat);
+}
+
+static void set_turn(struct chat *chat, enum ui_turn turn)
+{
+	chat->turn = turn;
+	ui_set_turn(chat->ui, turn, chat->peer);
 }
 
 static void send_queued(struct chat *chat, int rc)
@@ -99,16 +136,8 @@ static void send_quit(struct chat *chat)
 		return;
 	chat->quit_sent = true;
 	chat->quit_sent_at = event_now_ms();
+	set_turn(chat, UI_LEAVING);
 	send_queued(chat, protocol_append_command(connection_output(chat->conn), "q", NULL));
-}
-
-/* Reads typed lines only while they may be sent: out of turn they wait. */
-static void update_input_interest(struct chat *chat)
-{
-	bool want = chat->state == CHAT_PAIRED && chat->my_turn && !chat->quit_sent &&
-		    !chat->input_eof;
-	if (chat->input_source)
-		event_source_set_events(chat->input_source, want ? EPOLLIN : 0);
 }
 
 static bool is_quit(const char *line, size_t len)
@@ -117,73 +146,34 @@ static bool is_quit(const char *line, size_t len)
 	       (len == 5 && memcmp(line, "/quit", 5) == 0);
 }
 
-static void send_typed_line(struct chat *chat, const char *line, size_t len)
+/* A line the person entered; the ui only hands over what may go now. */
+static void on_typed_line(void *ctx, const char *line, size_t len)
 {
+	struct chat *chat = ctx;
+
+	if (chat->state == CHAT_ENDED || chat->quit_sent)
+		return;
 	if (is_quit(line, len)) {
 		send_quit(chat);
 		return;
 	}
-	if (len == 0) {
-		prompt(chat);
+	if (len == 0)
 		return;
-	}
 	/* The line goes out as typed: "//" sends a leading "/", "/help" asks the
 	 * server. Only a chat message uses up the turn. */
-	send_queued(chat, buffer_append(connection_output(chat->conn), line, len) < 0
-				  ? -1
-				  : buffer_append(connection_output(chat->conn), "\n", 1));
+	struct buffer *out = connection_output(chat->conn);
+	int rc = buffer_room(out) < len + 1 ? -1 : buffer_append(out, line, len);
+	send_queued(chat, rc < 0 ? rc : buffer_append(out, "\n", 1));
 	bool message = line[0] != '/' || (len > 1 && line[1] == '/');
-	if (message && chat->mode == CHAT_MODE_TURNS) {
-		chat->my_turn = false;
-		say("Waiting for %s's reply...", chat->peer);
+	if (message && chat->turn == UI_MY_TURN) {
+		set_turn(chat, UI_PEER_TURN);
+		say(chat, "Waiting for %s's reply...", chat->peer);
 	}
 }
 
-/* Takes typed lines from the input buffer while the turn allows. */
-static void process_input(struct chat *chat)
+static void on_typed_eof(void *ctx)
 {
-	while (chat->state == CHAT_PAIRED && chat->my_turn && !chat->quit_sent) {
-		size_t line_len = 0, consumed = 0;
-		enum frame_result result =
-			protocol_frame(&chat->input_framer, buffer_peek(&chat->input),
-				       buffer_length(&chat->input), CHAT_INPUT_MAX_LINE, &line_len,
-				       &consumed);
-		if (result == FRAME_LINE)
-			send_typed_line(chat, buffer_peek(&chat->input), line_len);
-		else if (result == FRAME_TOO_LONG)
-			fprintf(stderr, "turnchat: line longer than %d bytes; not sent\n",
-				CHAT_INPUT_MAX_LINE);
-		else if (consumed == 0 && chat->input_eof && buffer_length(&chat->input) > 0) {
-			send_typed_line(chat, buffer_peek(&chat->input), buffer_length(&chat->input));
-			consumed = buffer_length(&chat->input);
-		} else if (consumed == 0) {
-			break;
-		}
-		buffer_consume(&chat->input, consumed);
-	}
-	if (chat->input_eof && buffer_length(&chat->input) == 0 && chat->state == CHAT_PAIRED &&
-	    (chat->my_turn || chat->mode == CHAT_MODE_FREE))
-		send_quit(chat);
-	update_input_interest(chat);
-}
-
-static void on_input(int fd, uint32_t events, void *data)
-{
-	struct chat *chat = data;
-	size_t room;
-	(void)events;
-
-	char *dst = buffer_reserve(&chat->input, 65536, &room);
-	if (dst == NULL) {
-		process_input(chat);
-		return;
-	}
-	ssize_t n = read(fd, dst, room);
-	if (n > 0)
-		buffer_commit(&chat->input, (size_t)n);
-	else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-		chat->input_eof = true;
-	process_input(chat);
+	send_quit(ctx);
 }
 
 static void start_pairing(struct chat *chat, const struct server_line *line)
@@ -192,16 +182,18 @@ static void start_pairing(struct chat *chat, const struct server_line *line)
 	if (!protocol_valid_name(chat->peer, strlen(chat->peer)))
 		strcpy(chat->peer, "partner");
 	chat->state = CHAT_PAIRED;
-	chat->mode = line->mode;
-	chat->my_turn = line->mode == CHAT_MODE_FREE || line->first == FIRST_YOU;
-	say("Paired with '%s' (%s mode). Type '/q' to quit.", chat->peer,
+	say(chat, "Paired with '%s' (%s mode). Type '/q' to quit.", chat->peer,
 	    protocol_mode_name(line->mode));
-	if (line->mode == CHAT_MODE_FREE)
-		say("Type whenever you like; %s's lines appear as they arrive.", chat->peer);
-	else if (chat->my_turn)
-		say("You speak first.");
-	else
-		say("Waiting for %s's reply...", chat->peer);
+	if (line->mode == CHAT_MODE_FREE) {
+		say(chat, "Type whenever you like; %s's lines appear as they arrive.", chat->peer);
+		set_turn(chat, UI_FREE);
+	} else if (line->first == FIRST_YOU) {
+		say(chat, "You speak first.");
+		set_turn(chat, UI_MY_TURN);
+	} else {
+		say(chat, "Waiting for %s's reply...", chat->peer);
+		set_turn(chat, UI_PEER_TURN);
+	}
 }
 
 static void end_with_bye(struct chat *chat, const struct server_line *line)
@@ -225,8 +217,11 @@ static void end_with_bye(struct chat *chat, const struct server_line *line)
 	for (size_t i = 0; i < sizeof(byes) / sizeof(byes[0]); i++) {
 		if (strlen(byes[i].reason) == line->word_len &&
 		    memcmp(byes[i].reason, line->word, line->word_len) == 0) {
-			if (chat->options->interactive || i != 0)
-				say(byes[i].text, peer);
+			if (ui_is_terminal(chat->ui) || i != 0) {
+				char text[128];
+				snprintf(text, sizeof(text), byes[i].text, peer);
+				say(chat, "%s", text);
+			}
 			chat->exit_status = chat->forced_status >= 0 ? chat->forced_status
 								    : byes[i].status;
 			return;
@@ -259,9 +254,11 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		}
 		buffer_consume(&chat->line, buffer_length(&chat->line));
 		display_sanitize(&chat->line, line.word, line.word_len);
-		say("Connected to turnchatd '%.*s' at '%s' on port number '%u'...",
-		    (int)buffer_length(&chat->line), buffer_peek(&chat->line), options->host,
-		    options->port);
+		char server[4 * PROTOCOL_NAME_MAX + 1];
+		snprintf(server, sizeof(server), "%.*s", (int)buffer_length(&chat->line),
+			 buffer_peek(&chat->line));
+		say(chat, "Connected to turnchatd '%s' at '%s' on port number '%u'...", server,
+		    options->host, options->port);
 		chat->state = CHAT_JOINING;
 		struct buffer *out = connection_output(chat->conn);
 		int rc = protocol_append_command(out, "name", options->name);
@@ -278,20 +275,18 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		start_pairing(chat, &line);
 		break;
 	case SRV_MSG: {
-		char prefix[PROTOCOL_NAME_MAX + 4];
-		snprintf(prefix, sizeof(prefix), "%s: ", chat->peer);
-		show(chat, prefix, line.text, line.text_len, "");
-		if (chat->state == CHAT_PAIRED)
-			chat->my_turn = true;
+		show_message(chat, line.text, line.text_len);
+		if (chat->turn == UI_PEER_TURN)
+			set_turn(chat, UI_MY_TURN);
 		break;
 	}
 	case SRV_ERR:
 		/* The server refused our last line, so the turn is still ours. */
 		show(chat, chat->state == CHAT_JOINING ? "turnchat: the server refused: " : "Not sent: ",
 		     line.text, line.text_len, "");
-		if (chat->state == CHAT_PAIRED && !chat->my_turn &&
+		if (chat->turn == UI_PEER_TURN &&
 		    (line.word_len != 13 || memcmp(line.word, "not-your-turn", 13) != 0))
-			chat->my_turn = true;
+			set_turn(chat, UI_MY_TURN);
 		if (chat->state == CHAT_JOINING) {
 			/* Our name, mode or room was refused: nothing good can follow. */
 			chat->forced_status = 64;
@@ -307,8 +302,6 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 	case SRV_UNKNOWN:
 		return;
 	}
-	prompt(chat);
-	process_input(chat);
 }
 
 static void on_server_too_long(void *ctx)
@@ -341,56 +334,63 @@ static void on_interrupt(int signo, void *data)
 {
 	struct chat *chat = data;
 	(void)signo;
-	if (chat->options->interactive)
-		putchar('\n');
 	chat->forced_status = 130;
 	if (chat->state == CHAT_GREETING) {
 		chat->exit_status = 130;
 		chat->state = CHAT_ENDED;
-	}
-	else
+	} else {
 		send_quit(chat);
+	}
 }
+
+static void on_resize(int signo, void *data)
+{
+	struct chat *chat = data;
+	(void)signo;
+	ui_resize(chat->ui);
+}
+
+static const struct ui_handler typed_handler = {
+	.on_line = on_typed_line,
+	.on_eof = on_typed_eof,
+};
 
 int chat_run(int fd, const struct chat_options *options)
 {
 	struct chat chat = {.options = options, .exit_status = 1, .forced_status = -1};
-	bool input_is_file = false;
 
-	buffer_init(&chat.input, CHAT_INPUT_MAX_LINE + 2 + 65536);
-	buffer_init(&chat.line, 4 * CHAT_INPUT_MAX_LINE + 64);
+	buffer_init(&chat.line, 4 * CHAT_MAX_LINE + 64);
 	chat.loop = event_loop_create();
 	if (chat.loop == NULL) {
 		perror("turnchat");
 		return 1;
 	}
-	chat.conn = connection_create(chat.loop, fd, CHAT_INPUT_MAX_LINE, 4 * CHAT_INPUT_MAX_LINE,
+	chat.conn = connection_create(chat.loop, fd, CHAT_MAX_LINE, 4 * CHAT_MAX_LINE,
 				      &server_handler, &chat);
-	chat.input_source = event_add_fd(chat.loop, STDIN_FILENO, 0, on_input, &chat);
-	/* epoll refuses regular files and /dev/null: those are always readable. */
-	if (chat.input_source == NULL)
-		input_is_file = true;
+	chat.ui = options->interactive
+			  ? ui_terminal_create(chat.loop, options->name, &typed_handler, &chat)
+			  : ui_plain_create(chat.loop, &typed_handler, &chat);
+	if (chat.conn == NULL || chat.ui == NULL) {
+		perror("turnchat");
+		return 1;
+	}
 	event_add_signal(chat.loop, SIGINT, on_interrupt, &chat);
 	event_add_signal(chat.loop, SIGTERM, on_interrupt, &chat);
+	event_add_signal(chat.loop, SIGWINCH, on_resize, &chat);
 	signal(SIGPIPE, SIG_IGN);
 
 	while (chat.state != CHAT_ENDED && chat.conn) {
-		bool wants_input = chat.state == CHAT_PAIRED && chat.my_turn && !chat.quit_sent &&
-				   !chat.input_eof;
-		if (input_is_file && wants_input)
-			on_input(STDIN_FILENO, EPOLLIN, &chat);
+		ui_poll(chat.ui);
 		if (chat.quit_sent && event_now_ms() - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
 			fprintf(stderr, "turnchat: the server did not answer /q; leaving\n");
 			break;
 		}
 		event_loop_dispatch(chat.loop, chat.quit_sent ? 200 : -1);
 	}
-	/* Whatever we still owed the server (our /q) goes out before we close. */
 	if (chat.conn)
 		connection_destroy(chat.conn);
-	event_source_remove(chat.input_source);
+	ui_destroy(chat.ui);
 	event_loop_destroy(chat.loop);
-	buffer_release(&chat.input);
 	buffer_release(&chat.line);
 	return chat.exit_status;
 }

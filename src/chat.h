@@ -16,7 +16,9 @@ struct chat_options {
 	const char *name;
 	const char *room;      /* empty: the server's default */
 	enum chat_mode mode;
-	bool interactive;      /* standard input is a terminal */
+	bool interactive;      /* a terminal: line editing with readline */
+	bool timestamps;       /* show the time before each line */
+	bool color;            /* colour names (a terminal, and no NO_COLOR) */
 };
 
 /* Runs the conversation on the connected socket fd; returns the exit status. */

@@ -34,6 +34,7 @@ static void usage(FILE *out)
 		"  -r, --room ROOM     the meeting point to join (default: the server's)\n"
 		"  -m, --mode MODE     turns (take turns) or free (type any time)\n"
 		"      --free          the same as --mode free\n"
+		"      --timestamps    show the time before each line\n"
 		"  -c, --config FILE   read FILE after %s and your own config\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
@@ -155,16 +156,18 @@ static int connect_to(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FREE = 256 };
+	enum { OPT_FREE = 256, OPT_TIMESTAMPS };
 	static const struct option options[] = {
 		{"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
 		{"name", required_argument, NULL, 'n'},   {"room", required_argument, NULL, 'r'},
 		{"mode", required_argument, NULL, 'm'},   {"free", no_argument, NULL, OPT_FREE},
+		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
 		{"config", required_argument, NULL, 'c'}, {"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
+	bool timestamps = false;
 	struct config cfg;
 	int opt;
 
@@ -176,6 +179,7 @@ int main(int argc, char **argv)
 		case 'r': room = optarg; break;
 		case 'm': mode = optarg; break;
 		case OPT_FREE: mode = "free"; break;
+		case OPT_TIMESTAMPS: timestamps = true; break;
 		case 'c': config_path = optarg; break;
 		case 'V':
 			printf("turnchat %s\n", TURNCHAT_VERSION);
@@ -238,13 +242,20 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return EX_UNAVAILABLE;
 
+	/* Line editing needs a terminal on both sides; colour follows no-color.org. */
+	bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	const char *no_color = getenv("NO_COLOR");
+	const char *term = getenv("TERM");
 	struct chat_options chat = {
 		.host = cfg.host,
 		.port = cfg.port,
 		.name = cfg.client.name,
 		.room = cfg.client.room,
 		.mode = cfg.client.mode,
-		.interactive = isatty(STDIN_FILENO),
+		.interactive = terminal,
+		.timestamps = timestamps,
+		.color = terminal && (no_color == NULL || no_color[0] == '\0') && term &&
+			 strcmp(term, "dumb") != 0,
 	};
 	return chat_run(fd, &chat);
 }

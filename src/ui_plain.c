@@ -1,0 +1,147 @@
+/*
+ * ui_plain: standard input that is not a terminal. Lines are taken one at
+ * a time and only while they may be sent, so a script's lines go out in
+ * turn; the rest waits, unread, in the pipe or in our buffer.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "buffer.h"
+#include "protocol.h"
+#include "ui.h"
+
+/* The client never refuses what a server might accept; the server judges. */
+#define PLAIN_MAX_LINE (1024 * 1024)
+#define PLAIN_READ_CHUNK 65536
+
+struct ui_plain {
+	struct ui base;
+	struct event_source *source; /* NULL when stdin is a regular file */
+	struct buffer input;
+	struct framer framer;
+	bool eof;
+	bool eof_told;
+	bool delivering; /* the handler may set the turn from inside deliver */
+	enum ui_turn turn;
+	const struct ui_handler *handler;
+	void *ctx;
+};
+
+static bool may_send(const struct ui_plain *ui)
+{
+	return ui->turn == UI_MY_TURN || ui->turn == UI_FREE;
+}
+
+/* Hands over buffered lines while the turn allows; the handler may change it. */
+static void deliver(struct ui_plain *ui)
+{
+	if (ui->delivering)
+		return;
+	ui->delivering = true;
+	while (may_send(ui)) {
+		const char *data = buffer_peek(&ui->input);
+		size_t len = buffer_length(&ui->input), line_len = 0, consumed = 0;
+		enum frame_result result =
+			protocol_frame(&ui->framer, data, len, PLAIN_MAX_LINE, &line_len, &consumed);
+
+		if (result == FRAME_NEED_MORE && consumed == 0) {
+			if (!ui->eof)
+				break;
+			if (len > 0 && !ui->framer.discarding) {
+				/* A last line without LF is still a line. */
+				ui->handler->on_line(ui->ctx, data, len);
+				buffer_consume(&ui->input, len);
+				continue;
+			}
+			if (!ui->eof_told) {
+				ui->eof_told = true;
+				ui->handler->on_eof(ui->ctx);
+			}
+			break;
+		}
+		if (result == FRAME_TOO_LONG)
+			fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
+				PLAIN_MAX_LINE);
+		if (result == FRAME_LINE)
+			ui->handler->on_line(ui->ctx, data, line_len);
+		buffer_consume(&ui->input, consumed);
+	}
+	ui->delivering = false;
+	if (ui->source)
+		event_source_set_events(ui->source, may_send(ui) && !ui->eof ? EPOLLIN : 0);
+}
+
+static void read_some(struct ui_plain *ui)
+{
+	size_t room;
+	char *dst = buffer_reserve(&ui->input, PLAIN_READ_CHUNK, &room);
+	if (dst != NULL) {
+		ssize_t n = read(STDIN_FILENO, dst, room);
+		if (n > 0)
+			buffer_commit(&ui->input, (size_t)n);
+		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+			ui->eof = true;
+	}
+	deliver(ui);
+}
+
+static void plain_ready(int fd, uint32_t events, void *data)
+{
+	(void)fd;
+	(void)events;
+	read_some(data);
+}
+
+static void plain_poll(struct ui *base)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	if (ui->source == NULL && may_send(ui) && !ui->eof)
+		read_some(ui);
+}
+
+static void plain_show(struct ui *base, const char *line, size_t len)
+{
+	(void)base;
+	fwrite(line, 1, len, stdout);
+	putchar('\n');
+	fflush(stdout);
+}
+
+static void plain_set_turn(struct ui *base, enum ui_turn turn, const char *peer)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	(void)peer;
+	ui->turn = turn;
+	deliver(ui);
+}
+
+static void plain_destroy(struct ui *base)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	event_source_remove(ui->source);
+	buffer_release(&ui->input);
+	free(ui);
+}
+
+static const struct ui_ops plain_ops = {
+	.destroy = plain_destroy,
+	.show = plain_show,
+	.set_turn = plain_set_turn,
+	.poll = plain_poll,
+};
+
+struct ui *ui_plain_create(struct event_loop *loop, const struct ui_handler *handler, void *ctx)
+{
+	struct ui_plain *ui = calloc(1, sizeof(*ui));
+	if (ui == NULL)
+		return NULL;
+	ui->base.ops = &plain_ops;
+	ui->handler = handler;
+	ui->ctx = ctx;
+	buffer_init(&ui->input, PLAIN_MAX_LINE + 2 + PLAIN_READ_CHUNK);
+	/* epoll refuses regular files and /dev/null: plain_poll reads those. */
+	ui->source = event_add_fd(loop, STDIN_FILENO, 0, plain_ready, ui);
+	return &ui->base;
+}
