@@ -324,6 +324,8 @@ static const struct key keys[] = {
 	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
 	{ "server", "idle_timeout", KEY_UNSIGNED, FIELD(server.idle_timeout),
 	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
+	{ "server", "exit_idle", KEY_UNSIGNED, FIELD(server.exit_idle),
+	  0, CONFIG_EXIT_IDLE_MAX, NULL },
 	{ "server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets },
 	{ "server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities },
 	{ "server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels },
@@ -378,6 +380,7 @@ void config_set_defaults(struct config *cfg)
 	cfg->server.max_line = PROTOCOL_DEFAULT_MAX_LINE;
 	cfg->server.max_clients = 1024;
 	cfg->server.idle_timeout = 3600;
+	cfg->server.exit_idle = 300;
 	cfg->server.log_target = LOG_TARGET_AUTO;
 	cfg->server.log_facility = LOG_DAEMON;
 	cfg->server.log_level = LOG_INFO;

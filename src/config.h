@@ -16,6 +16,7 @@
 #define CONFIG_MAX_LINE_MAX (1024 * 1024)
 #define CONFIG_MAX_CLIENTS_MAX 1000000
 #define CONFIG_IDLE_TIMEOUT_MAX (7 * 24 * 3600)
+#define CONFIG_EXIT_IDLE_MAX (24 * 3600)
 
 enum log_target {
 	LOG_TARGET_AUTO,   /* stderr with -f, syslog otherwise */
@@ -31,6 +32,8 @@ struct server_config {
 	size_t max_line;           /* bytes before the LF */
 	unsigned max_clients;
 	unsigned idle_timeout;     /* seconds without a line in a conversation; 0 = never */
+	unsigned exit_idle;        /* seconds with nobody connected before exiting, when a
+				      service manager can start us again; 0 = never */
 	enum log_target log_target;
 	int log_facility;          /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
 	int log_level;             /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */

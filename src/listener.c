@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <netdb.h>
+#include <poll.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -187,4 +188,70 @@ static void listener_ready(int fd, uint32_t events, void *data)
 		}
 		return;
 	}
+}
+
+bool listener_fd_is_listening(int fd)
+{
+	int listening = 0, type = 0;
+	socklen_t len = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+		return false;
+	len = sizeof(type);
+	return listening && getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+	       type == SOCK_STREAM;
+}
+
+static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
+{
+	if (a->sa_family != b->sa_family)
+		return false;
+	if (a->sa_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+	return x->sin6_port == y->sin6_port &&
+	       memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+}
+
+void listener_check_address(const struct listener *listener, const char *host, unsigned port)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+	struct addrinfo *list = NULL;
+	char service[16];
+
+	snprintf(service, sizeof(service), "%u", port);
+	if (getaddrinfo(host, service, &hints, &list) != 0)
+		list = NULL;
+	for (size_t i = 0; i < listener->count; i++) {
+		struct sockaddr_storage addr;
+		socklen_t len = sizeof(addr);
+		bool expected = false;
+
+		if (getsockname(listener->fds[i], (struct sockaddr *)&addr, &len) < 0 ||
+		    addr.ss_family == AF_UNIX)
+			continue; /* a Unix socket is an extra way in, not a mismatch */
+		for (struct addrinfo *ai = list; ai && !expected; ai = ai->ai_next)
+			expected = same_address((struct sockaddr *)&addr, ai->ai_addr);
+		if (!expected) {
+			char where[128];
+			listener_describe(listener->fds[i], where, sizeof(where));
+			log_warnx("listening on %s, but the configuration says host '%s' port %u; "
+				  "run 'systemctl daemon-reload' and restart turnchat.socket",
+				  where, host, port);
+		}
+	}
+	if (list)
+		freeaddrinfo(list);
+}
+
+bool listener_has_pending(const struct listener *listener)
+{
+	struct pollfd fds[LISTENER_MAX];
+
+	for (size_t i = 0; i < listener->count; i++)
+		fds[i] = (struct pollfd){.fd = listener->fds[i], .events = POLLIN};
+	return poll(fds, listener->count, 0) > 0;
 }

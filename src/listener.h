@@ -33,6 +33,15 @@ int listener_add_fd(struct listener *listener, int fd);
 /* Stops and resumes accepting, e.g. while out of file descriptors. */
 void listener_pause(struct listener *listener, bool paused);
 
+/* True when fd is a listening stream socket (inetd's "wait" mode hands one over as fd 0). */
+bool listener_fd_is_listening(int fd);
+
+/* Warns about each socket that is not where host and port say it should be. */
+void listener_check_address(const struct listener *listener, const char *host, unsigned port);
+
+/* True when a connection waits to be accepted (checked before exiting when idle). */
+bool listener_has_pending(const struct listener *listener);
+
 /* Fills text with a printable "address port N" for a socket's local name. */
 void listener_describe(int fd, char *text, size_t size);
 

@@ -5,13 +5,16 @@
  * keep it in the foreground.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
+#include "activation.h"
 #include "build_info.h"
 #include "config.h"
 #include "event.h"
@@ -30,6 +33,7 @@ struct daemon {
 	bool config_explicit;
 	bool foreground;
 	bool verbose;
+	bool managed; /* systemd or inetd owns the sockets and can start us again */
 };
 
 static void print_config_error(void *ctx, const char *message)
@@ -56,6 +60,7 @@ static void on_stop_signal(int signo, void *data)
 {
 	struct daemon *daemon = data;
 	log_notice("received %s", strsignal(signo));
+	activation_stopping();
 	listener_destroy(daemon->listener);
 	daemon->listener = NULL;
 	server_stop(&daemon->server);
@@ -68,14 +73,19 @@ static void on_reload_signal(int signo, void *data)
 	(void)signo;
 
 	log_notice("reloading %s", daemon->config_path);
+	activation_reloading();
 	if (read_config(daemon, &cfg, true) > 0) {
 		log_warnx("%s has errors; the configuration in force stays", daemon->config_path);
+		activation_ready();
 		return;
 	}
 	/* Where to listen is the socket's business; it cannot move under us. */
 	server_apply_config(&daemon->server, &cfg);
 	log_set_level(daemon->verbose ? LOG_DEBUG : cfg.server.log_level);
+	if (daemon->managed && daemon->listener)
+		listener_check_address(daemon->listener, cfg.host, cfg.port);
 	log_notice("configuration reloaded");
+	activation_ready();
 }
 
 static void usage(FILE *out)
@@ -94,17 +104,95 @@ static void usage(FILE *out)
 		TURNCHAT_CONFIG_PATH);
 }
 
-static int listen_from_config(struct daemon *daemon)
+/*
+ * Sockets come from systemd, from inetd (a listening socket as fd 0, its
+ * "wait" mode), or, when neither hands one over, from the config.
+ */
+static int open_sockets(struct daemon *daemon)
 {
 	const struct config *cfg = &daemon->server.config;
 	char error[512];
-	int opened = listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error));
+	int adopted = activation_adopt_sockets(daemon->listener);
 
-	if (opened == 0) {
+	if (adopted < 0)
+		return -1;
+	if (adopted == 0 && listener_fd_is_listening(STDIN_FILENO)) {
+		char where[128];
+		if (fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK) < 0 ||
+		    listener_add_fd(daemon->listener, STDIN_FILENO) < 0) {
+			log_warn("cannot serve the socket inetd passed");
+			return -1;
+		}
+		listener_describe(STDIN_FILENO, where, sizeof(where));
+		log_info("listening on %s (socket from inetd)", where);
+		adopted = 1;
+	}
+	if (adopted > 0) {
+		daemon->managed = true;
+		listener_check_address(daemon->listener, cfg->host, cfg->port);
+		return 0;
+	}
+	if (listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error)) == 0) {
 		log_warnx("%s", error);
 		return -1;
 	}
 	return 0;
+}
+
+/* inetd makes the listening socket fds 0, 1 and 2: keep stray output off it. */
+static void detach_stdio_from_socket(void)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return;
+	for (int fd = STDOUT_FILENO; fd <= STDERR_FILENO; fd++)
+		if (listener_fd_is_listening(fd))
+			dup2(null, fd);
+	close(null);
+}
+
+/* The loop's bookkeeping between events: status, watchdog, idle exit. */
+struct housekeeping {
+	uint64_t last_resume;
+	uint64_t last_watchdog;
+	uint64_t watchdog_ms;
+	uint64_t idle_since;
+	unsigned status[3];
+};
+
+/* Returns true when the daemon should exit because nobody needs it. */
+static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
+{
+	struct server *server = &daemon->server;
+	uint64_t now = event_now_ms();
+	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server->conversations,
+			      server->clients};
+
+	if (memcmp(status, h->status, sizeof(status)) != 0) {
+		memcpy(h->status, status, sizeof(status));
+		activation_status(status[0], status[1], status[2]);
+	}
+	if (h->watchdog_ms && now - h->last_watchdog >= h->watchdog_ms) {
+		activation_watchdog();
+		h->last_watchdog = now;
+	}
+	if (daemon->listener && now - h->last_resume >= 1000) {
+		listener_pause(daemon->listener, false);
+		h->last_resume = now;
+	}
+	unsigned exit_idle = server->config.server.exit_idle;
+	if (!daemon->managed || exit_idle == 0 || server->stopping || !server_idle(server)) {
+		h->idle_since = now;
+		return false;
+	}
+	/* Someone knocking right now is served first; one who comes after we
+	 * exit waits in the backlog until the service manager starts us again. */
+	if (now - h->idle_since < (uint64_t)exit_idle * 1000 ||
+	    listener_has_pending(daemon->listener))
+		return false;
+	log_notice("nobody connected for %u seconds; exiting until the next connection",
+		   exit_idle);
+	return true;
 }
 
 int main(int argc, char **argv)
@@ -176,23 +264,26 @@ int main(int argc, char **argv)
 	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
 		fatal("cannot set up the event loop");
 	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
-	if (daemon.listener == NULL || listen_from_config(&daemon) < 0)
+	if (daemon.listener == NULL || open_sockets(&daemon) < 0)
 		goto out;
+	if (daemon.managed && !to_stderr)
+		detach_stdio_from_socket();
 	if (event_add_signal(daemon.loop, SIGTERM, on_stop_signal, &daemon) < 0 ||
 	    event_add_signal(daemon.loop, SIGINT, on_stop_signal, &daemon) < 0 ||
 	    event_add_signal(daemon.loop, SIGHUP, on_reload_signal, &daemon) < 0)
 		fatal("cannot watch signals");
 	log_notice("turnchatd %s ready: host '%s', port %u, %s mode by default", TURNCHAT_VERSION,
 		   cfg.host, cfg.port, protocol_mode_name(cfg.server.default_mode));
+	activation_ready();
 
-	uint64_t last_resume = event_now_ms();
+	struct housekeeping h = {.last_resume = event_now_ms(), .idle_since = event_now_ms(),
+				 .watchdog_ms = activation_watchdog_interval_ms(),
+				 .status = {~0u, ~0u, ~0u}};
 	while (!(daemon.server.stopping && server_idle(&daemon.server))) {
 		if (event_loop_dispatch(daemon.loop, -1) < 0)
 			fatal("event loop");
-		if (daemon.listener && event_now_ms() - last_resume >= 1000) {
-			listener_pause(daemon.listener, false);
-			last_resume = event_now_ms();
-		}
+		if (housekeeping(&daemon, &h))
+			break;
 	}
 	log_notice("stopped");
 	status = 0;

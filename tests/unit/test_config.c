@@ -81,6 +81,7 @@ static void assert_config_equal(const struct config *a, const struct config *b)
 	assert_int_equal(a->server.max_line, b->server.max_line);
 	assert_int_equal(a->server.max_clients, b->server.max_clients);
 	assert_int_equal(a->server.idle_timeout, b->server.idle_timeout);
+	assert_int_equal(a->server.exit_idle, b->server.exit_idle);
 	assert_int_equal(a->server.log_target, b->server.log_target);
 	assert_int_equal(a->server.log_facility, b->server.log_facility);
 	assert_int_equal(a->server.log_level, b->server.log_level);
@@ -108,6 +109,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.server.max_line, 4096);
 	assert_int_equal(cfg.server.max_clients, 1024);
 	assert_int_equal(cfg.server.idle_timeout, 3600);
+	assert_int_equal(cfg.server.exit_idle, 300);
 	assert_int_equal(cfg.server.log_target, LOG_TARGET_AUTO);
 	assert_int_equal(cfg.server.log_facility, LOG_DAEMON);
 	assert_int_equal(cfg.server.log_level, LOG_INFO);
@@ -141,6 +143,7 @@ static void test_good_file(void **state)
 	assert_int_equal(cfg.server.max_line, 512);
 	assert_int_equal(cfg.server.max_clients, 3);
 	assert_int_equal(cfg.server.idle_timeout, 0);
+	assert_int_equal(cfg.server.exit_idle, 0);
 	assert_int_equal(cfg.server.log_target, LOG_TARGET_STDERR);
 	assert_int_equal(cfg.server.log_facility, LOG_LOCAL3);
 	assert_int_equal(cfg.server.log_level, LOG_DEBUG);

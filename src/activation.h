@@ -1,0 +1,31 @@
+/*
+ * activation: the one module that talks to the service manager through
+ * libsystemd: sockets handed over at start (socket activation), and state
+ * notifications (READY, STATUS, RELOADING, STOPPING, WATCHDOG). Built
+ * without libsystemd, it finds no sockets and notifies nobody.
+ */
+#ifndef TURNCHAT_ACTIVATION_H
+#define TURNCHAT_ACTIVATION_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct listener;
+
+/*
+ * Adds every listening stream socket the service manager passed to
+ * listener, made non-blocking. Returns how many, or -1 when a passed
+ * socket cannot be used (reported through the log).
+ */
+int activation_adopt_sockets(struct listener *listener);
+
+void activation_ready(void);
+void activation_reloading(void);
+void activation_stopping(void);
+void activation_status(unsigned waiting, unsigned conversations, unsigned clients);
+
+/* How often to send WATCHDOG=1, in milliseconds; 0 when nobody watches. */
+uint64_t activation_watchdog_interval_ms(void);
+void activation_watchdog(void);
+
+#endif
