@@ -75,8 +75,10 @@ static void server_tick(void *data)
 		 * only queues BYEs, so no session disappears during this walk. */
 		if (session->state == SESSION_PAIRED && session->side == 0)
 			relay_check_idle(session->conversation, now, idle_ms);
+		/* When stopping, the service manager is waiting on us: be brief. */
+		uint64_t grace = server->stopping ? 1000 : SERVER_CLOSE_GRACE_MS;
 		uint64_t since = connection_closing_since(session->conn);
-		if (since && now - since > SERVER_CLOSE_GRACE_MS)
+		if (since && now - since > grace)
 			connection_abort(session->conn);
 	}
 }

@@ -2,23 +2,12 @@
 Debian 12 container, see container.py) and under inetd."""
 
 import os
-import shutil
 
 import pytest
 
 import container
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
-BUILD = os.path.abspath(os.environ.get("TURNCHAT_BUILD", os.path.join(REPO, "build")))
-
-
-def require(*commands):
-    """Skips when a command the test needs is not installed (and only then)."""
-    missing = [c for c in commands if shutil.which(c, path=container.PATH) is None]
-    if missing:
-        pytest.skip(f"not installed: {', '.join(missing)} "
-                    "(apt-get install debootstrap systemd-container openbsd-inetd meson)")
+from container import BUILD, REPO, require
+from guest import CONF
 
 
 @pytest.fixture(scope="session")
@@ -44,3 +33,9 @@ def box(build):
         yield machine
     finally:
         machine.stop()
+
+
+@pytest.fixture(scope="session")
+def installed_config(box):
+    """/etc/turnchat.conf as meson installed it, to put back after each test."""
+    return box.read(CONF)

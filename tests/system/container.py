@@ -29,14 +29,14 @@ SUITE = "bookworm"
 # What the tests use inside: systemd as init and its tools, the libraries
 # turnchatd and turnchat link, /bin/kill for ExecReload= (procps, in every
 # real Debian install but not in minbase), man for `systemd-analyze verify`
-# to check the units' Documentation=, ss and nc to look around by hand, and
-# xinetd for the xinetd test (it conflicts with openbsd-inetd, which the host
-# runs for the inetd test, so the two cannot share one system).
+# to check the units' Documentation=, ss, nc and python3 to look around by
+# hand, and xinetd for the xinetd test (it conflicts with openbsd-inetd,
+# which the host runs for the inetd test, so the two cannot share a system).
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libconfig9", "libsystemd0",
-            "procps", "man-db", "iproute2", "netcat-openbsd", "xinetd"]
+            "procps", "man-db", "iproute2", "netcat-openbsd", "python3", "xinetd"]
 # Bump when the recipe below changes, so a cached root made by an older
 # recipe is rebuilt instead of reused.
-RECIPE = 2
+RECIPE = 3
 
 CACHE = os.environ.get("TURNCHAT_ROOTFS_CACHE", "/var/cache/turnchat-tests")
 ROOTFS = os.path.join(CACHE, SUITE)
@@ -50,14 +50,27 @@ COMMAND_TIMEOUT = 60
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 REQUIRED_COMMANDS = ("debootstrap", "systemd-nspawn", "nsenter", "meson")
+APT_PACKAGES = "debootstrap systemd-container openbsd-inetd meson"
+
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BUILD = os.path.abspath(os.environ.get("TURNCHAT_BUILD", os.path.join(REPO, "build")))
 
 
 class SetupError(Exception):
     """The harness could not make or boot the container."""
 
 
-def missing_commands():
-    return [c for c in REQUIRED_COMMANDS if shutil.which(c, path=PATH) is None]
+def missing_commands(commands=REQUIRED_COMMANDS):
+    return [c for c in commands if shutil.which(c, path=PATH) is None]
+
+
+def require(*commands):
+    """Skips the calling test when a command it needs is not installed, and
+    only then: every other problem is a failure."""
+    missing = missing_commands(commands)
+    if missing:
+        import pytest
+        pytest.skip(f"not installed: {', '.join(missing)} (apt-get install {APT_PACKAGES})")
 
 
 # ---------------------------------------------------------------- the mirror
@@ -144,8 +157,8 @@ def _configure_root(root):
     # has its own.
     with open(os.path.join(root, "etc/machine-id"), "w"):
         pass
-    # The test starts xinetd itself, with the turnchat entry, when it
-    # needs it; at boot it would only find every service disabled.
+    # The xinetd test runs its own xinetd with the turnchat entry; the
+    # packaged one would only find every service disabled.
     os.makedirs(os.path.join(root, "etc/systemd/system"), exist_ok=True)
     mask = os.path.join(root, "etc/systemd/system/xinetd.service")
     if not os.path.lexists(mask):

@@ -1,0 +1,87 @@
+"""turnchat inside the booted container: its config, its units, its journal."""
+
+import json
+
+from client import wait_until
+
+CONF = "/etc/turnchat.conf"
+PORT = 52928
+UNITS = ("turnchat.service", "turnchat.socket")
+DROPIN_DIRS = tuple(f"/etc/systemd/system/{u}.d" for u in UNITS)
+
+
+def configure(box, port=PORT, host="localhost", **server):
+    """Replaces /etc/turnchat.conf with a short one; unset keys keep their
+    defaults."""
+    settings = "".join(f"  {k} = {json.dumps(v)};\n" for k, v in server.items())
+    box.write(CONF, f'host = "{host}";\nport = {port};\nserver = {{\n{settings}}};\n')
+
+
+def reset(box, config):
+    """Both units stopped and their failures forgotten (which also resets the
+    start rate limit), the installed config and no drop-ins of ours."""
+    box.systemctl("stop", *UNITS, check=False)
+    box.systemctl("reset-failed", *UNITS, check=False)
+    box.run(["rm", "-rf", *DROPIN_DIRS])
+    box.write(CONF, config)
+    box.systemctl("daemon-reload")
+
+
+def dropin(box, unit, name, text):
+    box.run(["mkdir", "-p", f"/etc/systemd/system/{unit}.d"])
+    box.write(f"/etc/systemd/system/{unit}.d/{name}.conf", text)
+    box.systemctl("daemon-reload")
+
+
+def show(box, unit, prop):
+    return box.systemctl("show", "-p", prop, "--value", unit).stdout.strip()
+
+
+def state(box, unit="turnchat.service"):
+    return box.systemctl("is-active", unit, check=False).stdout.strip()
+
+
+def wait_state(box, wanted, unit="turnchat.service", timeout=15):
+    wait_until(lambda: state(box, unit) == wanted, timeout,
+               f"{unit} {wanted} (it is {state(box, unit)})\n{status(box, unit)}")
+
+
+def status(box, unit="turnchat.service"):
+    return box.systemctl("status", "--lines=30", unit, check=False).stdout
+
+
+def cursor(box):
+    """The journal's current end, to read only what comes after it."""
+    out = box.run(["journalctl", "--show-cursor", "-n", "0", "-q"], check=False).stdout
+    for line in out.splitlines():
+        if line.startswith("-- cursor: "):
+            return line[len("-- cursor: "):]
+    return None
+
+
+def journal(box, after, unit="turnchat.service"):
+    """The unit's journal entries after the cursor, as dicts."""
+    argv = ["journalctl", "-u", unit, "-o", "json", "--no-pager"]
+    if after:
+        argv.append("--after-cursor=" + after)
+    out = box.run(argv, check=False).stdout
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def wait_journal(box, after, text, timeout=10, unit="turnchat.service"):
+    """The first entry whose MESSAGE contains text (a string or a compiled
+    pattern); journald gets syslog lines asynchronously, so this waits."""
+    found = []
+    matches = text.search if hasattr(text, "search") else (lambda m: text in m)
+
+    def look():
+        found[:] = [e for e in journal(box, after, unit) if matches(str(e.get("MESSAGE")))]
+        return found
+
+    try:
+        wait_until(look, timeout, f"journal line with {text!r}", interval=0.2)
+    except AssertionError:
+        messages = [e.get("MESSAGE") for e in journal(box, after, unit)]
+        raise AssertionError(f"no journal line of {unit} contains {text!r}; it has:\n"
+                             + "\n".join(map(str, messages))) from None
+    return found[0]
