@@ -251,3 +251,21 @@ def test_watchdog_is_fed(tmp_path):
         proc.terminate()
         proc.wait(TIMEOUT)
         notify.close()
+
+
+def test_reload_keeps_everyone_and_refuses_a_broken_file(daemon):
+    cloud, barret = daemon.pair()
+    text = daemon.config.read_text()
+    daemon.config.write_text(text.replace("server: {", "server: {\n  max_lien = 1;"))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("the configuration in force stays")
+    assert f"{daemon.config}:5: server.max_lien: unknown setting" in daemon.log()
+    barret.send("still talking")
+    assert cloud.line() == "MSG still talking"
+    daemon.config.write_text(text.replace("server: {", 'server: {\n  name = "renamed";'))
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for_log("configuration reloaded")
+    cloud.send("after the reload")
+    assert barret.line() == "MSG after the reload"
+    newcomer = Raw(daemon.port)
+    assert newcomer.line() == "HELLO turnchat 1 renamed"
