@@ -209,6 +209,10 @@ static void end_with_bye(struct chat *chat, const struct server_line *line)
 		{"shutdown", "The server is shutting down.", 1},
 		{"idle", "The conversation was idle for too long and has ended.", 1},
 		{"server-full", "The server is full; try again later.", EX_UNAVAILABLE},
+		{"address-limit", "Too many connections from your address; try later.",
+		 EX_UNAVAILABLE},
+		{"join-timeout", "The server gave up waiting for you to join.", 1},
+		{"too-slow", "You were not reading fast enough; the server let you go.", 1},
 	};
 	const char *peer = chat->peer[0] ? chat->peer : "your partner";
 

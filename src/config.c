@@ -326,6 +326,18 @@ static const struct key keys[] = {
 	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
 	{ "server", "exit_idle", KEY_UNSIGNED, FIELD(server.exit_idle),
 	  0, CONFIG_EXIT_IDLE_MAX, NULL },
+	{ "server", "max_per_address", KEY_UNSIGNED, FIELD(server.max_per_address),
+	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
+	{ "server", "join_timeout", KEY_UNSIGNED, FIELD(server.join_timeout),
+	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
+	{ "server", "max_queue", KEY_SIZE, FIELD(server.max_queue),
+	  CONFIG_MAX_QUEUE_MIN, CONFIG_MAX_QUEUE_MAX, NULL },
+	{ "server", "slow_timeout", KEY_UNSIGNED, FIELD(server.slow_timeout),
+	  1, CONFIG_IDLE_TIMEOUT_MAX, NULL },
+	{ "server", "rate_limit", KEY_UNSIGNED, FIELD(server.rate_limit), 0, CONFIG_RATE_MAX, NULL },
+	{ "server", "rate_burst", KEY_UNSIGNED, FIELD(server.rate_burst), 1, CONFIG_RATE_MAX, NULL },
+	{ "server", "user", KEY_NAME, FIELD(server.user), 0, 0, NULL },
+	{ "server", "group", KEY_NAME, FIELD(server.group), 0, 0, NULL },
 	{ "server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets },
 	{ "server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities },
 	{ "server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels },
@@ -381,6 +393,14 @@ void config_set_defaults(struct config *cfg)
 	cfg->server.max_clients = 1024;
 	cfg->server.idle_timeout = 3600;
 	cfg->server.exit_idle = 300;
+	cfg->server.max_per_address = 32;
+	cfg->server.join_timeout = 60;
+	cfg->server.max_queue = 256 * 1024;
+	cfg->server.slow_timeout = 30;
+	cfg->server.rate_limit = 20;
+	cfg->server.rate_burst = 40;
+	strcpy(cfg->server.user, "nobody");
+	strcpy(cfg->server.group, "nogroup");
 	cfg->server.log_target = LOG_TARGET_AUTO;
 	cfg->server.log_facility = LOG_DAEMON;
 	cfg->server.log_level = LOG_INFO;
@@ -441,6 +461,13 @@ int config_check(const struct config *cfg, const char *origin, config_report_fn 
 		emit(report, ctx, "%s: server.default_mode \"%s\" is not in server.modes (%s)",
 		     origin, (unsigned)mode < CHAT_MODE_COUNT ? protocol_mode_name(mode) : "?",
 		     mode_list(cfg->server.modes, list));
+		errors++;
+	}
+	/* A full line, with its keyword, must always fit in a queue. */
+	if (cfg->server.max_queue < 2 * cfg->server.max_line + 64) {
+		emit(report, ctx, "%s: server.max_queue %zu is too small for server.max_line %zu "
+				  "(at least twice as large)",
+		     origin, cfg->server.max_queue, cfg->server.max_line);
 		errors++;
 	}
 	return errors;

@@ -17,6 +17,9 @@
 #define CONFIG_MAX_CLIENTS_MAX 1000000
 #define CONFIG_IDLE_TIMEOUT_MAX (7 * 24 * 3600)
 #define CONFIG_EXIT_IDLE_MAX (24 * 3600)
+#define CONFIG_MAX_QUEUE_MIN 16384
+#define CONFIG_MAX_QUEUE_MAX (64 * 1024 * 1024)
+#define CONFIG_RATE_MAX 1000000
 
 enum log_target {
 	LOG_TARGET_AUTO,   /* stderr with -f, syslog otherwise */
@@ -34,6 +37,14 @@ struct server_config {
 	unsigned idle_timeout;     /* seconds without a line in a conversation; 0 = never */
 	unsigned exit_idle;        /* seconds with nobody connected before exiting, when a
 				      service manager can start us again; 0 = never */
+	unsigned max_per_address;  /* connections from one IPv4 address or IPv6 /64 */
+	unsigned join_timeout;     /* seconds to /join after connecting; 0 = never */
+	size_t max_queue;          /* bytes of unsent output one connection may hold */
+	unsigned slow_timeout;     /* seconds a reader may make no progress with output waiting */
+	unsigned rate_limit;       /* lines per second one connection may send; 0 = no limit */
+	unsigned rate_burst;       /* lines it may send at once above that rate */
+	char user[PROTOCOL_NAME_MAX + 1];  /* who to become after opening sockets as root */
+	char group[PROTOCOL_NAME_MAX + 1];
 	enum log_target log_target;
 	int log_facility;          /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
 	int log_level;             /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */

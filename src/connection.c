@@ -31,6 +31,9 @@ struct connection {
 	struct framer framer;
 	size_t max_line;
 	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
+	bool paused;    /* backpressure: no lines delivered, nothing read */
+	bool notify_drained;
+	uint64_t last_progress; /* when output last moved, or started to wait */
 	uint64_t closing_since;
 	const struct connection_handler *handler;
 	void *ctx;
@@ -99,8 +102,37 @@ void connection_flush(struct connection *conn)
 		return;
 	/* Ask for writability only while output waits: the loop then writes it
 	 * all in one call per pass, however many lines were queued. */
-	if (buffer_length(&conn->output) > 0)
+	if (buffer_length(&conn->output) > 0 && !(conn->events & EPOLLOUT)) {
+		conn->last_progress = event_now_ms();
 		want_events(conn, conn->events | EPOLLOUT);
+	}
+}
+
+static void deliver_lines(struct connection *conn, bool at_eof);
+
+void connection_pause_reading(struct connection *conn, bool paused)
+{
+	if (conn->paused == paused || conn->state != CONNECTION_OPEN) {
+		conn->paused = paused;
+		return;
+	}
+	conn->paused = paused;
+	if (paused) {
+		want_events(conn, conn->events & ~(uint32_t)EPOLLIN);
+		return;
+	}
+	want_events(conn, conn->events | EPOLLIN);
+	deliver_lines(conn, false);
+}
+
+void connection_notify_drained(struct connection *conn)
+{
+	conn->notify_drained = true;
+}
+
+uint64_t connection_stalled_since(const struct connection *conn)
+{
+	return buffer_length(&conn->output) > 0 ? conn->last_progress : 0;
 }
 
 static void start_draining(struct connection *conn)
@@ -150,7 +182,7 @@ uint64_t connection_closing_since(const struct connection *conn)
 /* Hands every complete line to the owner; stops if the owner starts closing. */
 static void deliver_lines(struct connection *conn, bool at_eof)
 {
-	while (conn->state == CONNECTION_OPEN && buffer_length(&conn->input) > 0) {
+	while (conn->state == CONNECTION_OPEN && !conn->paused && buffer_length(&conn->input) > 0) {
 		const char *data = buffer_peek(&conn->input);
 		size_t len = buffer_length(&conn->input), line_len = 0, consumed = 0;
 		enum frame_result result =
@@ -186,7 +218,7 @@ static bool read_input(struct connection *conn)
 		if (n > 0) {
 			buffer_commit(&conn->input, (size_t)n);
 			deliver_lines(conn, false);
-			if (conn->state != CONNECTION_OPEN)
+			if (conn->state != CONNECTION_OPEN || conn->paused)
 				return true;
 			if ((size_t)n < room)
 				return true;
@@ -245,15 +277,23 @@ static bool write_output(struct connection *conn)
 			return false;
 		}
 		buffer_consume(&conn->output, (size_t)n);
+		conn->last_progress = event_now_ms();
 	}
 	if (conn->state == CONNECTION_FLUSHING && conn->peer_eof) {
 		conn->handler->on_end(conn->ctx, CONNECTION_DONE);
 		return false;
 	}
-	if (conn->state == CONNECTION_FLUSHING)
+	if (conn->state == CONNECTION_FLUSHING) {
 		start_draining(conn);
-	else
-		want_events(conn, conn->events & ~(uint32_t)EPOLLOUT);
+		return true;
+	}
+	want_events(conn, conn->events & ~(uint32_t)EPOLLOUT);
+	if (conn->notify_drained) {
+		/* Last: the owner may queue more output or resume a sender here. */
+		conn->notify_drained = false;
+		if (conn->handler->on_drained)
+			conn->handler->on_drained(conn->ctx);
+	}
 	return true;
 }
 
@@ -265,6 +305,9 @@ static void connection_ready(int fd, uint32_t events, void *data)
 	if ((events & EPOLLOUT) && conn->state != CONNECTION_ABORTED && !write_output(conn))
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		/* Paused, only a broken connection is worth reading: to end it. */
+		if (conn->state == CONNECTION_OPEN && conn->paused && !(events & (EPOLLHUP | EPOLLERR)))
+			return;
 		if (conn->state == CONNECTION_OPEN)
 			read_input(conn);
 		else

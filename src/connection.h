@@ -23,6 +23,8 @@ enum connection_end {
 struct connection_handler {
 	void (*on_line)(void *ctx, const char *line, size_t len);
 	void (*on_too_long)(void *ctx);
+	/* All queued output has been written, after connection_notify_drained. */
+	void (*on_drained)(void *ctx);
 	/* Last call for this connection; the owner then calls connection_destroy. */
 	void (*on_end)(void *ctx, enum connection_end end);
 };
@@ -45,6 +47,14 @@ void connection_flush(struct connection *conn);
 void connection_close_after_flush(struct connection *conn);
 /* Drops the connection now, queued output too; on_end comes from the loop. */
 void connection_abort(struct connection *conn);
+
+/* Stops taking lines (and reading) until resumed: backpressure. Resuming
+ * delivers the lines already read at once. */
+void connection_pause_reading(struct connection *conn, bool paused);
+/* Asks for one on_drained call when the output queue is next empty. */
+void connection_notify_drained(struct connection *conn);
+/* Since when output has waited without any of it being written; 0 if none waits. */
+uint64_t connection_stalled_since(const struct connection *conn);
 
 bool connection_is_closing(const struct connection *conn);
 /* Milliseconds (event_now_ms) when closing began, 0 while open. */

@@ -30,6 +30,7 @@ static const struct {
 	[ERR_BAD_MODE] = {"bad-mode", "That mode is not offered here"},
 	[ERR_BUSY] = {"busy", "Not now: you have already joined"},
 	[ERR_EMPTY] = {"empty", "Empty line; nothing was sent"},
+	[ERR_RATE_LIMITED] = {"rate-limited", "Too many lines too fast; this one was not sent"},
 };
 
 static const char *const bye_names[] = {
@@ -39,6 +40,9 @@ static const char *const bye_names[] = {
 	[BYE_SHUTDOWN] = "shutdown",
 	[BYE_IDLE] = "idle",
 	[BYE_SERVER_FULL] = "server-full",
+	[BYE_ADDRESS_LIMIT] = "address-limit",
+	[BYE_JOIN_TIMEOUT] = "join-timeout",
+	[BYE_TOO_SLOW] = "too-slow",
 	[BYE_PROTOCOL] = "protocol",
 };
 

@@ -71,6 +71,7 @@ enum error_code {
 	ERR_BAD_MODE,
 	ERR_BUSY,
 	ERR_EMPTY,
+	ERR_RATE_LIMITED,
 };
 
 enum command_kind {
@@ -110,6 +111,9 @@ enum bye_reason {
 	BYE_SHUTDOWN,
 	BYE_IDLE,
 	BYE_SERVER_FULL,
+	BYE_ADDRESS_LIMIT,
+	BYE_JOIN_TIMEOUT,
+	BYE_TOO_SLOW,
 	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
 };
 

@@ -53,6 +53,10 @@ void relay_message(struct session *from, const char *text, size_t len)
 	turn_spoke(&conversation->turn, from->side);
 	conversation->last_line_ms = event_now_ms();
 	session_queued(to, protocol_append_msg(connection_output(to->conn), text, len));
+	/* The partner is behind: hold the sender's lines (in its socket, and in
+	 * TCP's window beyond) until the partner has read what it has. */
+	if (session_backlogged(to))
+		connection_pause_reading(from->conn, true);
 }
 
 void relay_end(struct conversation *conversation, struct session *leaver,

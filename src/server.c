@@ -14,9 +14,6 @@
 #include "relay.h"
 #include "session.h"
 
-/* How long a closing connection may take to read its last lines. */
-#define SERVER_CLOSE_GRACE_MS 5000
-
 static void server_tick(void *data);
 
 int server_init(struct server *server, struct event_loop *loop, const struct config *config)
@@ -25,7 +22,8 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 	server->loop = loop;
 	server->config = *config;
 	server->pairing = pairing_create();
-	if (server->pairing == NULL)
+	server->addresses = address_counts_create();
+	if (server->pairing == NULL || server->addresses == NULL)
 		return -1;
 	event_set_tick(loop, 1000, server_tick, server);
 	return 0;
@@ -35,6 +33,8 @@ void server_finish(struct server *server)
 {
 	pairing_destroy(server->pairing);
 	server->pairing = NULL;
+	address_counts_destroy(server->addresses);
+	server->addresses = NULL;
 }
 
 void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
@@ -48,13 +48,27 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	snprintf(address, sizeof(address), "%s%s%s", host, port[0] ? " port " : "", port);
 
 	bool full = server->clients >= server->config.server.max_clients;
-	struct session *session = session_create(server, fd, address);
+	struct address_key key;
+	address_key_from(&key, addr);
+	/* Counted before the session exists, so that session_end can uncount. */
+	unsigned from_address = address_counts_add(server->addresses, &key);
+	struct session *session =
+		from_address ? session_create(server, fd, address, &key) : NULL;
 	if (session == NULL) {
+		if (from_address)
+			address_counts_remove(server->addresses, &key);
+		else
+			close(fd);
 		log_warnx("out of memory: refused the connection from %s", address);
 		return;
 	}
 	log_info("#%lu connection from %s", session->id, address);
-	if (full) {
+	if (from_address > server->config.server.max_per_address) {
+		log_notice("#%lu refused: %u connections from this address is the limit "
+			   "(max_per_address)",
+			   session->id, server->config.server.max_per_address);
+		session_bye(session, BYE_ADDRESS_LIMIT, "Too many connections from your address");
+	} else if (full) {
 		log_notice("#%lu refused: %u clients is the limit (max_clients)", session->id,
 			   server->config.server.max_clients);
 		session_bye(session, BYE_SERVER_FULL, "Too many people are connected; try later");
@@ -75,11 +89,7 @@ static void server_tick(void *data)
 		 * only queues BYEs, so no session disappears during this walk. */
 		if (session->state == SESSION_PAIRED && session->side == 0)
 			relay_check_idle(session->conversation, now, idle_ms);
-		/* When stopping, the service manager is waiting on us: be brief. */
-		uint64_t grace = server->stopping ? 1000 : SERVER_CLOSE_GRACE_MS;
-		uint64_t since = connection_closing_since(session->conn);
-		if (since && now - since > grace)
-			connection_abort(session->conn);
+		session_tick(session, now);
 	}
 }
 

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "event.h"
+#include "limits.h"
 #include "pairing.h"
 
 struct session;
@@ -18,6 +19,7 @@ struct server {
 	struct event_loop *loop;
 	struct config config;
 	struct pairing *pairing;
+	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct session *sessions; /* every open connection, a doubly linked list */
 	unsigned clients;         /* sessions not yet closing */
 	unsigned conversations;

@@ -14,8 +14,8 @@
 #include "log.h"
 #include "relay.h"
 
-/* Enough for a few hundred queued lines; beyond it a reader is too slow. */
-#define SESSION_OUTPUT_LIMIT (256 * 1024)
+/* How long a closing connection may take to read its last lines. */
+#define SESSION_CLOSE_GRACE_MS 5000
 
 static const char *const help_lines[] = {
 	"Commands: /name NAME, /mode turns|free, /join [ROOM], /help, /q",
@@ -27,14 +27,17 @@ static const char *const help_lines[] = {
 static void session_line(void *ctx, const char *line, size_t len);
 static void session_too_long(void *ctx);
 static void session_end(void *ctx, enum connection_end end);
+static void session_drained(void *ctx);
 
 static const struct connection_handler session_handler = {
 	.on_line = session_line,
 	.on_too_long = session_too_long,
+	.on_drained = session_drained,
 	.on_end = session_end,
 };
 
-struct session *session_create(struct server *server, int fd, const char *address)
+struct session *session_create(struct server *server, int fd, const char *address,
+			       const struct address_key *key)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -46,8 +49,11 @@ struct session *session_create(struct server *server, int fd, const char *addres
 	session->mode = server->config.server.default_mode;
 	strcpy(session->name, "guest");
 	snprintf(session->address, sizeof(session->address), "%s", address);
+	session->address_key = *key;
+	session->connected_ms = event_now_ms();
+	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
-					  SESSION_OUTPUT_LIMIT, &session_handler, session);
+					  server->config.server.max_queue, &session_handler, session);
 	if (session->conn == NULL) {
 		close(fd);
 		free(session);
@@ -63,17 +69,42 @@ struct session *session_create(struct server *server, int fd, const char *addres
 	return session;
 }
 
+/* Past half its queue, a connection is not keeping up. */
+bool session_backlogged(const struct session *session)
+{
+	return buffer_length(connection_output(session->conn)) >
+	       session->server->config.server.max_queue / 2;
+}
+
 void session_queued(struct session *session, int rc)
 {
 	if (rc < 0) {
-		/* It stopped reading while output piled up: drop it rather than
-		 * let it hold the daemon's memory; its partner hears peer-lost. */
-		log_notice("#%lu %s: too much unread output, dropping the connection",
-			   session->id, session->address);
+		/* Backpressure keeps queues under half; a full one means the
+		 * peer sent nothing we could hold back. Drop it, never the line
+		 * silently: its partner hears peer-lost. */
+		log_notice("#%lu %s: output queue full, dropping the connection", session->id,
+			   session->address);
 		connection_abort(session->conn);
 		return;
 	}
 	connection_flush(session->conn);
+	if (session_backlogged(session)) {
+		/* It does not read our answers: stop reading its lines until it does. */
+		connection_pause_reading(session->conn, true);
+		connection_notify_drained(session->conn);
+	}
+}
+
+/* Its queue is empty again: whoever waited on it may go on. */
+static void session_drained(void *ctx)
+{
+	struct session *session = ctx;
+	if (session->state == SESSION_PAIRED) {
+		struct session *peer = session->conversation->side[1 - session->side];
+		connection_pause_reading(peer->conn, false);
+	}
+	if (session->state != SESSION_CLOSING)
+		connection_pause_reading(session->conn, false);
 }
 
 void session_bye(struct session *session, enum bye_reason reason, const char *text)
@@ -169,9 +200,16 @@ static void session_handle_command(struct session *session, const struct command
 static void session_line(void *ctx, const char *line, size_t len)
 {
 	struct session *session = ctx;
+	const struct server_config *cfg = &session->server->config.server;
 	struct command command;
 
 	protocol_parse_command(line, len, &command);
+	/* Leaving is never refused, however fast someone types. */
+	if (command.kind != CMD_QUIT &&
+	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst, event_now_ms())) {
+		refuse(session, ERR_RATE_LIMITED);
+		return;
+	}
 	session_handle_command(session, &command);
 }
 
@@ -198,6 +236,7 @@ static void session_end(void *ctx, enum connection_end end)
 			server->clients--;
 	}
 	log_debug("#%lu disconnected", session->id);
+	address_counts_remove(server->addresses, &session->address_key);
 	if (session->prev)
 		session->prev->next = session->next;
 	else
@@ -206,4 +245,34 @@ static void session_end(void *ctx, enum connection_end end)
 		session->next->prev = session->prev;
 	connection_destroy(session->conn);
 	free(session);
+}
+
+void session_tick(struct session *session, uint64_t now)
+{
+	const struct server_config *cfg = &session->server->config.server;
+	uint64_t closing = connection_closing_since(session->conn);
+	uint64_t stalled = connection_stalled_since(session->conn);
+
+	if (closing) {
+		/* When stopping, the service manager is waiting on us: be brief. */
+		uint64_t grace = session->server->stopping ? 1000 : SESSION_CLOSE_GRACE_MS;
+		if (now - closing > grace)
+			connection_abort(session->conn);
+		return;
+	}
+	if (session->state == SESSION_NEW && cfg->join_timeout &&
+	    now - session->connected_ms >= (uint64_t)cfg->join_timeout * 1000) {
+		log_info("#%lu %s: no /join within %u seconds", session->id, session->address,
+			 cfg->join_timeout);
+		session_bye(session, BYE_JOIN_TIMEOUT, NULL);
+		return;
+	}
+	if (stalled && now - stalled >= (uint64_t)cfg->slow_timeout * 1000) {
+		log_notice("#%lu %s: read nothing for %u seconds with output waiting; dropping",
+			   session->id, session->name, cfg->slow_timeout);
+		if (session->state == SESSION_PAIRED)
+			relay_end(session->conversation, session, BYE_TOO_SLOW, true, BYE_PEER_LOST);
+		else
+			session_bye(session, BYE_TOO_SLOW, NULL);
+	}
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "connection.h"
+#include "limits.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -33,13 +34,23 @@ struct session {
 	struct conversation *conversation;
 	int side; /* 0 or 1 within the conversation */
 	char address[64];
+	struct address_key address_key;
+	uint64_t connected_ms;
+	struct rate_bucket rate;
 };
 
 /* Takes over fd. Returns NULL (fd closed) when out of memory. */
-struct session *session_create(struct server *server, int fd, const char *address);
+struct session *session_create(struct server *server, int fd, const char *address,
+			       const struct address_key *key);
+
+/* The once-a-second look at timeouts: join, slow reader, closing. */
+void session_tick(struct session *session, uint64_t now);
 
 /* Queues output appended by a protocol_append_* call; rc is that call's result. */
 void session_queued(struct session *session, int rc);
+
+/* True when more than half its output queue waits: it is not keeping up. */
+bool session_backlogged(const struct session *session);
 
 /* Sends BYE with reason and closes this session's connection gracefully. */
 void session_bye(struct session *session, enum bye_reason reason, const char *text);

@@ -7,6 +7,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +141,37 @@ static int open_sockets(struct daemon *daemon)
 	return 0;
 }
 
+/*
+ * Started as root (from a shell or inetd), keep nothing of it once the
+ * sockets are open: become the configured user and group for good.
+ */
+static int drop_privileges(const struct server_config *cfg)
+{
+	if (geteuid() != 0)
+		return 0;
+	struct passwd *pw = getpwnam(cfg->user);
+	struct group *gr = getgrnam(cfg->group);
+	if (pw == NULL || gr == NULL) {
+		log_warnx("cannot become user '%s' and group '%s': no such %s", cfg->user,
+			  cfg->group, pw == NULL ? "user" : "group");
+		return -1;
+	}
+	if (pw->pw_uid == 0) {
+		log_warnx("refusing to run as root: set server.user to an unprivileged user");
+		return -1;
+	}
+	if (setgroups(0, NULL) < 0 || setgid(gr->gr_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_warn("cannot become user '%s' and group '%s'", cfg->user, cfg->group);
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0) {
+		log_warnx("could become root again after dropping privileges; stopping");
+		return -1;
+	}
+	log_info("running as user '%s' and group '%s'", cfg->user, cfg->group);
+	return 0;
+}
+
 /* inetd makes the listening socket fds 0, 1 and 2: keep stray output off it. */
 static void detach_stdio_from_socket(void)
 {
@@ -264,7 +297,8 @@ int main(int argc, char **argv)
 	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
 		fatal("cannot set up the event loop");
 	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
-	if (daemon.listener == NULL || open_sockets(&daemon) < 0)
+	if (daemon.listener == NULL || open_sockets(&daemon) < 0 ||
+	    drop_privileges(&cfg.server) < 0)
 		goto out;
 	if (daemon.managed && !to_stderr)
 		detach_stdio_from_socket();

@@ -5,6 +5,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -124,6 +125,17 @@ class Raw:
 
     def close(self):
         self.sock.close()
+
+
+@pytest.fixture(autouse=True)
+def reachable_by_nobody(tmp_path):
+    """turnchatd started as root becomes nobody once its sockets are open:
+    let it still read its config here on a reload, and reach sockets here."""
+    top = os.path.realpath(tempfile.gettempdir())
+    path = os.path.realpath(tmp_path)
+    while path.startswith(top + os.sep):
+        os.chmod(path, 0o755)
+        path = os.path.dirname(path)
 
 
 @pytest.fixture

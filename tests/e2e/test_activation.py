@@ -191,6 +191,7 @@ def test_notify_socket_hears_every_state(tmp_path):
     notify_path = str(tmp_path / "notify")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
+    os.chmod(notify_path, 0o777)  # as systemd's is: turnchatd may no longer be root
     notify.settimeout(TIMEOUT)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,
@@ -237,6 +238,7 @@ def test_watchdog_is_fed(tmp_path):
     notify_path = str(tmp_path / "notify")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
+    os.chmod(notify_path, 0o777)  # as systemd's is: turnchatd may no longer be root
     notify.settimeout(TIMEOUT)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,

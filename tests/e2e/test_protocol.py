@@ -120,7 +120,8 @@ def test_default_name_is_guest(daemon):
     assert b.line() == "PAIRED guest turns you"
 
 
-def test_free_mode_relays_every_line_in_order(daemon):
+def test_free_mode_relays_every_line_in_order(make_daemon):
+    daemon = make_daemon(server_settings="rate_limit = 0;")
     cloud = daemon.client("Cloud")
     cloud.send("/mode free")
     cloud.send("/join")
@@ -193,7 +194,8 @@ def test_waiter_leaving_frees_the_room(daemon):
     assert b.line() == "WAITING lobby"
 
 
-def test_many_conversations_stay_private(daemon):
+def test_many_conversations_stay_private(make_daemon):
+    daemon = make_daemon(server_settings="max_per_address = 1000;")
     pairs = []
     for i in range(200):
         room = "lobby" if i % 2 else f"room{i}"

@@ -275,9 +275,10 @@ static void test_names_of_codes(void **state)
 {
 	static const char *const errs[] = {"not-your-turn", "not-paired", "too-long", "bad-utf8",
 					   "control-char",  "bad-command", "bad-name", "bad-mode",
-					   "busy",          "empty"};
+					   "busy",          "empty",       "rate-limited"};
 	static const char *const byes[] = {"quit", "peer-quit", "peer-lost", "shutdown",
-					   "idle", "server-full", "protocol"};
+					   "idle", "server-full", "address-limit", "join-timeout",
+					   "too-slow", "protocol"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(errs); i++) {

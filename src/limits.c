@@ -1,0 +1,113 @@
+/*
+ * limits: called by session (rates) and server (addresses).
+ */
+#include "limits.h"
+
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rate_start(struct rate_bucket *bucket, unsigned burst, uint64_t now_ms)
+{
+	bucket->tokens_milli = (uint64_t)burst * 1000;
+	bucket->updated_ms = now_ms;
+}
+
+bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64_t now_ms)
+{
+	if (rate == 0)
+		return true;
+	uint64_t cap = (uint64_t)burst * 1000;
+	uint64_t earned = (now_ms - bucket->updated_ms) * rate; /* ms * lines/s = milli-lines */
+	bucket->tokens_milli = bucket->tokens_milli + earned > cap ? cap
+								   : bucket->tokens_milli + earned;
+	bucket->updated_ms = now_ms;
+	if (bucket->tokens_milli < 1000)
+		return false;
+	bucket->tokens_milli -= 1000;
+	return true;
+}
+
+void address_key_from(struct address_key *key, const struct sockaddr *addr)
+{
+	memset(key, 0, sizeof(*key));
+	key->bytes[0] = (uint8_t)addr->sa_family;
+	if (addr->sa_family == AF_INET) {
+		memcpy(key->bytes + 1, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+	} else if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+		if (IN6_IS_ADDR_V4MAPPED(a)) {
+			/* An IPv4 peer on a dual-stack socket is the same IPv4 address. */
+			key->bytes[0] = AF_INET;
+			memcpy(key->bytes + 1, a->s6_addr + 12, 4);
+		} else {
+			memcpy(key->bytes + 1, a->s6_addr, 8);
+		}
+	}
+}
+
+struct address_entry {
+	struct address_entry *next;
+	struct address_key key;
+	unsigned count;
+};
+
+#define ADDRESS_BUCKETS 1024
+
+struct address_counts {
+	struct address_entry *buckets[ADDRESS_BUCKETS];
+};
+
+static struct address_entry **find(struct address_counts *counts, const struct address_key *key)
+{
+	uint32_t h = 2166136261u;
+	for (size_t i = 0; i < sizeof(key->bytes); i++)
+		h = (h ^ key->bytes[i]) * 16777619u;
+	struct address_entry **slot = &counts->buckets[h % ADDRESS_BUCKETS];
+	while (*slot && memcmp(&(*slot)->key, key, sizeof(*key)) != 0)
+		slot = &(*slot)->next;
+	return slot;
+}
+
+struct address_counts *address_counts_create(void)
+{
+	return calloc(1, sizeof(struct address_counts));
+}
+
+void address_counts_destroy(struct address_counts *counts)
+{
+	if (counts == NULL)
+		return;
+	for (size_t i = 0; i < ADDRESS_BUCKETS; i++) {
+		while (counts->buckets[i]) {
+			struct address_entry *next = counts->buckets[i]->next;
+			free(counts->buckets[i]);
+			counts->buckets[i] = next;
+		}
+	}
+	free(counts);
+}
+
+unsigned address_counts_add(struct address_counts *counts, const struct address_key *key)
+{
+	struct address_entry **slot = find(counts, key);
+	if (*slot == NULL) {
+		*slot = calloc(1, sizeof(**slot));
+		if (*slot == NULL)
+			return 0;
+		(*slot)->key = *key;
+	}
+	return ++(*slot)->count;
+}
+
+void address_counts_remove(struct address_counts *counts, const struct address_key *key)
+{
+	struct address_entry **slot = find(counts, key);
+	struct address_entry *entry = *slot;
+	if (entry == NULL)
+		return;
+	if (--entry->count == 0) {
+		*slot = entry->next;
+		free(entry);
+	}
+}

@@ -1,0 +1,112 @@
+/*
+ * Unit tests for limits: the token bucket behind rate_limit/rate_burst and
+ * the address key and counts behind max_per_address.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "limits.h"
+
+static void test_bucket_allows_burst_then_rate(void **state)
+{
+	struct rate_bucket b;
+	(void)state;
+	rate_start(&b, 3, 1000);
+	for (int i = 0; i < 3; i++)
+		assert_true(rate_take(&b, 2, 3, 1000));
+	assert_false(rate_take(&b, 2, 3, 1000));
+	assert_false(rate_take(&b, 2, 3, 1499)); /* 0.998 of a token */
+	assert_true(rate_take(&b, 2, 3, 1500));
+	assert_false(rate_take(&b, 2, 3, 1500));
+	/* A long pause refills only up to the burst. */
+	for (int i = 0; i < 3; i++)
+		assert_true(rate_take(&b, 2, 3, 100000));
+	assert_false(rate_take(&b, 2, 3, 100000));
+}
+
+static void test_rate_zero_is_unlimited(void **state)
+{
+	struct rate_bucket b;
+	(void)state;
+	rate_start(&b, 1, 0);
+	for (int i = 0; i < 10000; i++)
+		assert_true(rate_take(&b, 0, 1, 0));
+}
+
+static void key_v4(struct address_key *key, const char *text)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	inet_pton(AF_INET, text, &sin.sin_addr);
+	address_key_from(key, (struct sockaddr *)&sin);
+}
+
+static void key_v6(struct address_key *key, const char *text)
+{
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, text, &sin6.sin6_addr);
+	address_key_from(key, (struct sockaddr *)&sin6);
+}
+
+static void test_address_keys(void **state)
+{
+	struct address_key a, b;
+	(void)state;
+	key_v4(&a, "192.0.2.1");
+	key_v4(&b, "192.0.2.2");
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* One IPv6 /64 is one address; another /64 is another. */
+	key_v6(&a, "2001:db8:1:2::1");
+	key_v6(&b, "2001:db8:1:2:ffff::9");
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_v6(&b, "2001:db8:1:3::1");
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* An IPv4 peer on a dual-stack socket is that IPv4 address. */
+	key_v4(&a, "192.0.2.7");
+	key_v6(&b, "::ffff:192.0.2.7");
+	assert_memory_equal(&a, &b, sizeof(a));
+}
+
+static void test_counts(void **state)
+{
+	struct address_counts *counts = address_counts_create();
+	struct address_key a, b;
+	(void)state;
+	key_v4(&a, "198.51.100.1");
+	key_v4(&b, "198.51.100.2");
+	assert_int_equal(address_counts_add(counts, &a), 1);
+	assert_int_equal(address_counts_add(counts, &a), 2);
+	assert_int_equal(address_counts_add(counts, &b), 1);
+	address_counts_remove(counts, &a);
+	assert_int_equal(address_counts_add(counts, &a), 2);
+	address_counts_remove(counts, &a);
+	address_counts_remove(counts, &a);
+	address_counts_remove(counts, &a); /* one too many: harmless */
+	assert_int_equal(address_counts_add(counts, &a), 1);
+	/* Many addresses, each counted apart. */
+	for (int i = 0; i < 5000; i++) {
+		struct address_key k;
+		char text[32];
+		snprintf(text, sizeof(text), "10.%d.%d.1", i / 256, i % 256);
+		key_v4(&k, text);
+		assert_int_equal(address_counts_add(counts, &k), 1);
+	}
+	address_counts_destroy(counts);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bucket_allows_burst_then_rate),
+		cmocka_unit_test(test_rate_zero_is_unlimited),
+		cmocka_unit_test(test_address_keys),
+		cmocka_unit_test(test_counts),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
