@@ -85,8 +85,14 @@ int buffer_append(struct buffer *buf, const void *bytes, size_t len)
 void buffer_consume(struct buffer *buf, size_t len)
 {
 	if (len >= buffer_length(buf)) {
-		buffer_release(buf);
+		buf->start = buf->end = 0;
 		return;
 	}
 	buf->start += len;
+}
+
+void buffer_trim(struct buffer *buf)
+{
+	if (buffer_length(buf) == 0)
+		buffer_release(buf);
 }

@@ -42,7 +42,11 @@ int buffer_append(struct buffer *buf, const void *bytes, size_t len);
 char *buffer_reserve(struct buffer *buf, size_t want, size_t *room);
 void buffer_commit(struct buffer *buf, size_t len);
 
-/* Drops len bytes from the front; frees the memory once empty. */
+/* Drops len bytes from the front. Emptied memory is kept for the next
+ * bytes: a busy connection allocates nothing per line. */
 void buffer_consume(struct buffer *buf, size_t len);
+
+/* Gives the memory back if the buffer is empty: for connections gone idle. */
+void buffer_trim(struct buffer *buf);
 
 #endif

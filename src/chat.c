@@ -389,6 +389,7 @@ int chat_run(int fd, const struct chat_options *options)
 			fprintf(stderr, "turnchat: the server did not answer /q; leaving\n");
 			break;
 		}
+		connection_flush_pending();
 		event_loop_dispatch(chat.loop, chat.quit_sent ? 200 : -1);
 	}
 	if (chat.conn)

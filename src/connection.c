@@ -34,12 +34,31 @@ struct connection {
 	bool paused;    /* backpressure: no lines delivered, nothing read */
 	bool notify_drained;
 	uint64_t last_progress; /* when output last moved, or started to wait */
+	struct connection *pending_prev, *pending_next; /* output to write this pass */
+	bool pending;
 	uint64_t closing_since;
 	const struct connection_handler *handler;
 	void *ctx;
 };
 
 static void connection_ready(int fd, uint32_t events, void *data);
+static bool write_output(struct connection *conn);
+
+static struct connection *pending_head;
+
+static void unmark_pending(struct connection *conn)
+{
+	if (!conn->pending)
+		return;
+	if (conn->pending_prev)
+		conn->pending_prev->pending_next = conn->pending_next;
+	else
+		pending_head = conn->pending_next;
+	if (conn->pending_next)
+		conn->pending_next->pending_prev = conn->pending_prev;
+	conn->pending = false;
+	conn->pending_prev = conn->pending_next = NULL;
+}
 
 static size_t input_limit(size_t max_line)
 {
@@ -72,6 +91,7 @@ void connection_destroy(struct connection *conn)
 {
 	if (conn == NULL)
 		return;
+	unmark_pending(conn);
 	event_source_remove(conn->source);
 	close(conn->fd);
 	buffer_release(&conn->input);
@@ -102,10 +122,32 @@ void connection_flush(struct connection *conn)
 		return;
 	/* Ask for writability only while output waits: the loop then writes it
 	 * all in one call per pass, however many lines were queued. */
-	if (buffer_length(&conn->output) > 0 && !(conn->events & EPOLLOUT)) {
-		conn->last_progress = event_now_ms();
-		want_events(conn, conn->events | EPOLLOUT);
+	if (buffer_length(&conn->output) == 0 || conn->pending || (conn->events & EPOLLOUT))
+		return;
+	conn->last_progress = event_now_ms();
+	conn->pending = true;
+	conn->pending_prev = NULL;
+	conn->pending_next = pending_head;
+	if (pending_head)
+		pending_head->pending_prev = conn;
+	pending_head = conn;
+}
+
+void connection_flush_pending(void)
+{
+	while (pending_head) {
+		struct connection *conn = pending_head;
+		unmark_pending(conn);
+		/* A failed write ends the connection through on_end; nothing here
+		 * touches it afterwards. */
+		write_output(conn);
 	}
+}
+
+void connection_trim(struct connection *conn)
+{
+	buffer_trim(&conn->input);
+	buffer_trim(&conn->output);
 }
 
 static void deliver_lines(struct connection *conn, bool at_eof);
@@ -163,6 +205,7 @@ void connection_abort(struct connection *conn)
 		conn->closing_since = event_now_ms();
 	conn->state = CONNECTION_ABORTED;
 	buffer_release(&conn->output);
+	unmark_pending(conn);
 	/* The socket reports readable at once; on_end then runs from the loop,
 	 * never from under the caller's feet. */
 	shutdown(conn->fd, SHUT_RDWR);
@@ -271,8 +314,13 @@ static bool write_output(struct connection *conn)
 		ssize_t n = send(conn->fd, buffer_peek(&conn->output),
 				 buffer_length(&conn->output), MSG_NOSIGNAL);
 		if (n < 0) {
-			if (errno == EAGAIN || errno == EINTR)
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN) {
+				/* The kernel is full: the loop tells us when it has room. */
+				want_events(conn, conn->events | EPOLLOUT);
 				return true;
+			}
 			conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
 			return false;
 		}

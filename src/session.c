@@ -253,6 +253,7 @@ void session_tick(struct session *session, uint64_t now)
 	uint64_t closing = connection_closing_since(session->conn);
 	uint64_t stalled = connection_stalled_since(session->conn);
 
+	connection_trim(session->conn);
 	if (closing) {
 		/* When stopping, the service manager is waiting on us: be brief. */
 		uint64_t grace = session->server->stopping ? 1000 : SESSION_CLOSE_GRACE_MS;

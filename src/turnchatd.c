@@ -19,6 +19,7 @@
 #include "activation.h"
 #include "build_info.h"
 #include "config.h"
+#include "connection.h"
 #include "event.h"
 #include "listener.h"
 #include "log.h"
@@ -314,6 +315,7 @@ int main(int argc, char **argv)
 				 .watchdog_ms = activation_watchdog_interval_ms(),
 				 .status = {~0u, ~0u, ~0u}};
 	while (!(daemon.server.stopping && server_idle(&daemon.server))) {
+		connection_flush_pending();
 		if (event_loop_dispatch(daemon.loop, -1) < 0)
 			fatal("event loop");
 		if (housekeeping(&daemon, &h))

@@ -186,9 +186,13 @@ static void test_buffer_append_consume(void **state)
 	buffer_consume(&b, 0);
 	assert_holds(&b, S("world"));
 	buffer_consume(&b, 5);
+	assert_int_equal(buffer_length(&b), 0);
+	buffer_trim(&b); /* emptied memory is kept until trimmed */
 	assert_released(&b);
 	assert_int_equal(buffer_append(&b, S("again")), 0);
 	buffer_consume(&b, 99); /* more than it holds */
+	assert_int_equal(buffer_length(&b), 0);
+	buffer_trim(&b); /* emptied memory is kept until trimmed */
 	assert_released(&b);
 	buffer_release(&b);
 	assert_released(&b);
@@ -244,6 +248,8 @@ static void test_buffer_reserve_commit(void **state)
 	assert_null(buffer_reserve(&b, 1, &room));
 	assert_int_equal(errno, ENOBUFS);
 	buffer_consume(&b, 10);
+	assert_int_equal(buffer_length(&b), 0);
+	buffer_trim(&b); /* emptied memory is kept until trimmed */
 	assert_released(&b);
 	dst = buffer_reserve(&b, 4, &room);
 	assert_non_null(dst);
@@ -301,6 +307,8 @@ static void test_buffer_stream(void **state)
 		read += take;
 	}
 	buffer_consume(&b, buffer_length(&b));
+	assert_int_equal(buffer_length(&b), 0);
+	buffer_trim(&b); /* emptied memory is kept until trimmed */
 	assert_released(&b);
 }
 
