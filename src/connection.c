@@ -237,7 +237,7 @@ static void deliver_lines(struct connection *conn, bool at_eof)
 				conn->handler->on_line(conn->ctx, data, len);
 				buffer_consume(&conn->input, len);
 			}
-			return;
+			break;
 		}
 		if (result == FRAME_LINE)
 			conn->handler->on_line(conn->ctx, data, line_len);
@@ -245,6 +245,9 @@ static void deliver_lines(struct connection *conn, bool at_eof)
 			conn->handler->on_too_long(conn->ctx);
 		buffer_consume(&conn->input, consumed);
 	}
+	/* Freed at once, the memory serves the next connection that reads:
+	 * thousands of quiet connections then hold no buffers at all. */
+	buffer_trim(&conn->input);
 }
 
 /* Returns false when the connection has ended (the owner has been told). */
@@ -336,6 +339,7 @@ static bool write_output(struct connection *conn)
 		return true;
 	}
 	want_events(conn, conn->events & ~(uint32_t)EPOLLOUT);
+	buffer_trim(&conn->output);
 	if (conn->notify_drained) {
 		/* Last: the owner may queue more output or resume a sender here. */
 		conn->notify_drained = false;

@@ -33,7 +33,7 @@ int relay_start(struct session *waiter, struct session *caller, enum chat_mode m
 	}
 	waiter->server->conversations++;
 	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
-		 waiter->name, waiter->address, caller->id, caller->name, caller->address,
+		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
 		 caller->room, protocol_mode_name(mode));
 	return 0;
 }

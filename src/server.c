@@ -40,29 +40,22 @@ void server_finish(struct server *server)
 void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
 {
 	struct server *server = data;
-	char host[NI_MAXHOST] = "local", port[NI_MAXSERV] = "", address[64];
-
-	if (addr->sa_family != AF_UNIX)
-		getnameinfo(addr, addr_len, host, sizeof(host), port, sizeof(port),
-			    NI_NUMERICHOST | NI_NUMERICSERV);
-	snprintf(address, sizeof(address), "%s%s%s", host, port[0] ? " port " : "", port);
-
 	bool full = server->clients >= server->config.server.max_clients;
 	struct address_key key;
+
 	address_key_from(&key, addr);
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
-	struct session *session =
-		from_address ? session_create(server, fd, address, &key) : NULL;
+	struct session *session = from_address ? session_create(server, fd, addr, addr_len) : NULL;
 	if (session == NULL) {
 		if (from_address)
 			address_counts_remove(server->addresses, &key);
 		else
 			close(fd);
-		log_warnx("out of memory: refused the connection from %s", address);
+		log_warnx("out of memory: refused a connection");
 		return;
 	}
-	log_info("#%lu connection from %s", session->id, address);
+	log_info("#%lu connection from %s", session->id, SESSION_WHERE(session));
 	if (from_address > server->config.server.max_per_address) {
 		log_notice("#%lu refused: %u connections from this address is the limit "
 			   "(max_per_address)",

@@ -36,8 +36,13 @@ static const struct connection_handler session_handler = {
 	.on_end = session_end,
 };
 
-struct session *session_create(struct server *server, int fd, const char *address,
-			       const struct address_key *key)
+const char *session_address(const struct session *session, char *text, size_t size)
+{
+	return peer_address_text(&session->peer, text, size);
+}
+
+struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
+			       socklen_t addr_len)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -48,8 +53,7 @@ struct session *session_create(struct server *server, int fd, const char *addres
 	session->id = ++server->next_id;
 	session->mode = server->config.server.default_mode;
 	strcpy(session->name, "guest");
-	snprintf(session->address, sizeof(session->address), "%s", address);
-	session->address_key = *key;
+	peer_address_set(&session->peer, addr, addr_len);
 	session->connected_ms = event_now_ms();
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
@@ -83,7 +87,7 @@ void session_queued(struct session *session, int rc)
 		 * peer sent nothing we could hold back. Drop it, never the line
 		 * silently: its partner hears peer-lost. */
 		log_notice("#%lu %s: output queue full, dropping the connection", session->id,
-			   session->address);
+			   SESSION_WHERE(session));
 		connection_abort(session->conn);
 		return;
 	}
@@ -141,7 +145,7 @@ static void join(struct session *session, const char *room, size_t room_len)
 	if (waiter == NULL && error == 0) {
 		session->state = SESSION_WAITING;
 		log_info("#%lu %s (%s) waits in room '%s'", session->id, session->name,
-			 session->address, session->room);
+			 SESSION_WHERE(session), session->room);
 		session_queued(session,
 			       protocol_append_waiting(connection_output(session->conn), session->room));
 		return;
@@ -226,7 +230,7 @@ static void session_end(void *ctx, enum connection_end end)
 
 	if (session->state != SESSION_CLOSING) {
 		log_info("#%lu %s (%s): connection %s", session->id, session->name,
-			 session->address, end == CONNECTION_EOF ? "closed" : "lost");
+			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost");
 		if (session->state == SESSION_WAITING)
 			pairing_leave(server->pairing, session->room, session);
 		if (session->state == SESSION_PAIRED)
@@ -236,7 +240,9 @@ static void session_end(void *ctx, enum connection_end end)
 			server->clients--;
 	}
 	log_debug("#%lu disconnected", session->id);
-	address_counts_remove(server->addresses, &session->address_key);
+	struct address_key key;
+	address_key_from(&key, &session->peer.sa);
+	address_counts_remove(server->addresses, &key);
 	if (session->prev)
 		session->prev->next = session->next;
 	else
@@ -263,7 +269,7 @@ void session_tick(struct session *session, uint64_t now)
 	}
 	if (session->state == SESSION_NEW && cfg->join_timeout &&
 	    now - session->connected_ms >= (uint64_t)cfg->join_timeout * 1000) {
-		log_info("#%lu %s: no /join within %u seconds", session->id, session->address,
+		log_info("#%lu %s: no /join within %u seconds", session->id, SESSION_WHERE(session),
 			 cfg->join_timeout);
 		session_bye(session, BYE_JOIN_TIMEOUT, NULL);
 		return;

@@ -8,6 +8,7 @@
 
 #include <stdint.h>
 
+#include "address.h"
 #include "connection.h"
 #include "limits.h"
 #include "protocol.h"
@@ -33,15 +34,18 @@ struct session {
 	enum chat_mode mode;
 	struct conversation *conversation;
 	int side; /* 0 or 1 within the conversation */
-	char address[64];
-	struct address_key address_key;
+	union peer_address peer;
 	uint64_t connected_ms;
 	struct rate_bucket rate;
 };
 
 /* Takes over fd. Returns NULL (fd closed) when out of memory. */
-struct session *session_create(struct server *server, int fd, const char *address,
-			       const struct address_key *key);
+struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
+			       socklen_t addr_len);
+
+/* The peer's address as text, for log lines. */
+const char *session_address(const struct session *session, char *text, size_t size);
+#define SESSION_WHERE(s) session_address((s), (char[PEER_ADDRESS_TEXT_MAX]){0}, PEER_ADDRESS_TEXT_MAX)
 
 /* The once-a-second look at timeouts: join, slow reader, closing. */
 void session_tick(struct session *session, uint64_t now);

@@ -1,0 +1,26 @@
+/*
+ * address: a peer's address kept small (28 bytes, not a string) for every
+ * connection, and turned into text only when a log line needs it.
+ */
+#ifndef TURNCHAT_ADDRESS_H
+#define TURNCHAT_ADDRESS_H
+
+#include <netinet/in.h>
+#include <stddef.h>
+#include <sys/socket.h>
+
+union peer_address {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* Keeps an IPv4 or IPv6 address; anything else (a Unix socket) as "local". */
+void peer_address_set(union peer_address *peer, const struct sockaddr *addr, socklen_t len);
+
+/* "192.0.2.1 port 4000", "2001:db8::1 port 4000", or "local"; returns text. */
+const char *peer_address_text(const union peer_address *peer, char *text, size_t size);
+
+#define PEER_ADDRESS_TEXT_MAX 64
+
+#endif
