@@ -10,7 +10,13 @@
 #include <string.h>
 
 /* Small first allocation: most chat lines are short, and idle peers hold nothing. */
-#define BUFFER_FIRST_SIZE 512
+#define BUFFER_FIRST_SIZE 1024
+/* Released first-size blocks wait here for the next buffer, so a busy
+ * relay takes no memory from malloc per line; the pool itself is bounded. */
+#define BUFFER_POOL_MAX 128
+
+static char *pool[BUFFER_POOL_MAX];
+static size_t pooled;
 
 void buffer_init(struct buffer *buf, size_t limit)
 {
@@ -20,7 +26,10 @@ void buffer_init(struct buffer *buf, size_t limit)
 
 void buffer_release(struct buffer *buf)
 {
-	free(buf->data);
+	if (buf->data && buf->size == BUFFER_FIRST_SIZE && pooled < BUFFER_POOL_MAX)
+		pool[pooled++] = buf->data;
+	else
+		free(buf->data);
 	buf->data = NULL;
 	buf->start = buf->end = buf->size = 0;
 }
@@ -42,6 +51,12 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 			memmove(buf->data, buf->data + buf->start, used);
 			buf->start = 0;
 			buf->end = used;
+		}
+		if (buf->data == NULL && want <= BUFFER_FIRST_SIZE &&
+		    buf->limit >= BUFFER_FIRST_SIZE && pooled > 0) {
+			buf->data = pool[--pooled];
+			buf->size = BUFFER_FIRST_SIZE;
+			buf->start = buf->end = 0;
 		}
 		if (buf->size - buf->end < want) {
 			size_t size = buf->size ? buf->size : BUFFER_FIRST_SIZE;

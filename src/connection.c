@@ -222,48 +222,79 @@ uint64_t connection_closing_since(const struct connection *conn)
 	return conn->closing_since;
 }
 
-/* Hands every complete line to the owner; stops if the owner starts closing. */
-static void deliver_lines(struct connection *conn, bool at_eof)
+/*
+ * Hands every complete line of data[0, len) to the owner; stops if the
+ * owner starts closing or pauses. Returns how many bytes it used up.
+ */
+static size_t deliver_from(struct connection *conn, const char *data, size_t len, bool at_eof)
 {
-	while (conn->state == CONNECTION_OPEN && !conn->paused && buffer_length(&conn->input) > 0) {
-		const char *data = buffer_peek(&conn->input);
-		size_t len = buffer_length(&conn->input), line_len = 0, consumed = 0;
-		enum frame_result result =
-			protocol_frame(&conn->framer, data, len, conn->max_line, &line_len, &consumed);
+	size_t used = 0;
 
+	while (conn->state == CONNECTION_OPEN && !conn->paused && used < len) {
+		size_t line_len = 0, consumed = 0;
+		enum frame_result result = protocol_frame(&conn->framer, data + used, len - used,
+							  conn->max_line, &line_len, &consumed);
 		if (result == FRAME_NEED_MORE && consumed == 0) {
 			/* A last line without LF still counts when the peer ends the stream. */
 			if (at_eof && !conn->framer.discarding) {
-				conn->handler->on_line(conn->ctx, data, len);
-				buffer_consume(&conn->input, len);
+				conn->handler->on_line(conn->ctx, data + used, len - used);
+				used = len;
 			}
 			break;
 		}
 		if (result == FRAME_LINE)
-			conn->handler->on_line(conn->ctx, data, line_len);
+			conn->handler->on_line(conn->ctx, data + used, line_len);
 		else if (result == FRAME_TOO_LONG)
 			conn->handler->on_too_long(conn->ctx);
-		buffer_consume(&conn->input, consumed);
+		used += consumed;
 	}
+	return used;
+}
+
+/* Delivers what waits in the connection's own buffer (a partial line, or
+ * lines held back while paused). */
+static void deliver_lines(struct connection *conn, bool at_eof)
+{
+	size_t used = deliver_from(conn, buffer_peek(&conn->input), buffer_length(&conn->input),
+				   at_eof);
+	buffer_consume(&conn->input, used);
 	/* Freed at once, the memory serves the next connection that reads:
 	 * thousands of quiet connections then hold no buffers at all. */
 	buffer_trim(&conn->input);
 }
 
+/*
+ * Most reads end on a line boundary: they are framed straight from one
+ * shared scratch buffer, and only a partial line, or lines held back by
+ * backpressure, is copied into the connection's own buffer.
+ */
+static char read_scratch[CONNECTION_READ_CHUNK];
+
 /* Returns false when the connection has ended (the owner has been told). */
 static bool read_input(struct connection *conn)
 {
 	for (;;) {
-		size_t room;
-		char *dst = buffer_reserve(&conn->input, CONNECTION_READ_CHUNK, &room);
+		bool direct = buffer_length(&conn->input) == 0;
+		size_t room = sizeof(read_scratch);
+		char *dst = direct ? read_scratch
+				   : buffer_reserve(&conn->input, CONNECTION_READ_CHUNK, &room);
 		if (dst == NULL) {
 			conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
 			return false;
 		}
 		ssize_t n = read(conn->fd, dst, room);
 		if (n > 0) {
-			buffer_commit(&conn->input, (size_t)n);
-			deliver_lines(conn, false);
+			if (direct) {
+				size_t used = deliver_from(conn, dst, (size_t)n, false);
+				if (conn->state == CONNECTION_OPEN &&
+				    buffer_append(&conn->input, dst + used, (size_t)n - used) < 0) {
+					conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
+					return false;
+				}
+			} else {
+				buffer_commit(&conn->input, (size_t)n);
+				deliver_lines(conn, false);
+			}
 			if (conn->state != CONNECTION_OPEN || conn->paused)
 				return true;
 			if ((size_t)n < room)
