@@ -1,0 +1,207 @@
+"""The .deb files installed with apt in a booted Debian 12 container (the
+system tests' harness): client alone, then the daemon, whose socket listens
+with no further step; a conversation of two installed clients; the
+journal; a local edit of /etc/turnchat.conf surviving an upgrade and a
+reinstall; and purge leaving nothing behind.
+
+The tests run in order and share one container, each step building on the
+one before, as a person installing the packages would."""
+
+import os
+import select
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from client import Line, wait_until
+from conftest import boot
+from guest import PORT, cursor, wait_journal
+
+DEBS = "/var/tmp/turnchat-debs"  # /tmp is a fresh tmpfs inside
+APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
+       "--no-install-recommends"]
+UNITS = ("turnchat.socket", "turnchat.service")
+# What changes on a system when packages come and go, besides their own
+# files: dpkg's and apt's databases and logs, man-db's index (its trigger),
+# debconf's cache, the journal, and the .deb files this test copies in.
+BOOKKEEPING = ("/var/lib/dpkg/", "/var/lib/apt/", "/var/cache/apt/", "/var/cache/man/",
+               "/var/cache/debconf/", "/var/log/", DEBS + "/")
+
+
+@pytest.fixture(scope="module")
+def box(debs, debs_v2):
+    yield from boot()
+
+
+@pytest.fixture(scope="module")
+def before(box):
+    """Every file and directory of the container before any package."""
+    return snapshot(box)
+
+
+@pytest.fixture(scope="module")
+def packages(box, before, debs, debs_v2):
+    """Paths inside the container of the packages of both builds."""
+    shutil.rmtree(box.root + DEBS, ignore_errors=True)
+    paths = {}
+    for version, built in (("1", debs), ("2", debs_v2)):
+        os.makedirs(f"{box.root}{DEBS}/{version}")
+        for name in ("turnchat", "turnchatd"):
+            inside = f"{DEBS}/{version}/{os.path.basename(built[name])}"
+            shutil.copy(built[name], box.root + inside)
+            paths[name, version] = inside
+    return paths
+
+
+def snapshot(box):
+    out = box.run(["find", "/", "-xdev", "-path", "/proc", "-prune", "-o", "-print"],
+                  timeout=120).stdout
+    return {p for p in out.splitlines() if not (p + "/").startswith(BOOKKEEPING)}
+
+
+def apt(box, *args):
+    return box.run([*APT, *args], timeout=300)
+
+
+def state(box, unit):
+    return box.run(["systemctl", "is-active", unit], check=False).stdout.strip()
+
+
+def enabled(box, unit):
+    return box.run(["systemctl", "is-enabled", unit], check=False).stdout.strip()
+
+
+def turnchat(box, name):
+    """The installed client, reading /etc/turnchat.conf, on pipes."""
+    return box.popen(["turnchat", "-n", name], stdin=subprocess.PIPE,
+                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def read_until(process, text, timeout=10):
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text.encode() not in seen:
+        ready, _, _ = select.select([process.stdout], [], [], max(0, deadline - time.monotonic()))
+        if not ready:
+            raise AssertionError(f"no {text!r} from the client in {timeout} s; it wrote {seen!r}")
+        chunk = os.read(process.stdout.fileno(), 4096)
+        if not chunk:
+            raise AssertionError(f"the client ended before {text!r}; it wrote {seen!r}")
+        seen += chunk
+    return seen.decode()
+
+
+def say(process, line):
+    process.stdin.write(line.encode() + b"\n")
+    process.stdin.flush()
+
+
+def test_client_alone_listens_nowhere(box, packages):
+    """A client-only machine gets no daemon, no unit, nothing listening."""
+    apt(box, packages["turnchat", "1"])
+    assert box.run(["turnchat", "--version"]).stdout.startswith("turnchat ")
+    assert box.run(["test", "-e", "/usr/sbin/turnchatd"], check=False).returncode != 0
+    units = box.run(["systemctl", "list-unit-files", "--no-legend", "turnchat*"],
+                   check=False).stdout
+    assert units.strip() == ""
+    assert not box.listening(PORT)
+
+
+def test_daemon_socket_listens_at_once(box, packages):
+    """apt install, and nothing else: the socket is enabled and listening,
+    the service neither enabled nor running until someone connects."""
+    apt(box, packages["turnchatd", "1"])
+    assert state(box, "turnchat.socket") == "active"
+    assert enabled(box, "turnchat.socket") == "enabled"
+    assert state(box, "turnchat.service") == "inactive"
+    assert enabled(box, "turnchat.service") != "enabled"
+    assert box.listening(PORT)
+    # The generator put the config's address into a drop-in.
+    assert box.run(["test", "-f", "/run/systemd/generator/turnchat.socket.d/"
+                    "50-turnchat-conf.conf"], check=False).returncode == 0
+
+
+def test_two_installed_clients_converse(box):
+    since = cursor(box)
+    cloud = turnchat(box, "Cloud")
+    barret = None
+    try:
+        read_until(cloud, "Waiting for a partner in room 'lobby'")
+        barret = turnchat(box, "Barret")
+        read_until(barret, "You speak first.")
+        say(barret, "Hey Cloud, you there?")
+        read_until(cloud, "Barret: Hey Cloud, you there?")
+        say(cloud, "Yeah. What do you want?")
+        read_until(barret, "Cloud: Yeah. What do you want?")
+        say(barret, "/q")
+        barret.stdin.close()
+        assert barret.wait(10) == 0
+        read_until(cloud, "Barret left the conversation.")
+        cloud.stdin.close()
+        assert cloud.wait(10) == 0
+    finally:
+        for process in (cloud, barret):
+            if process and process.poll() is None:
+                process.kill()
+                process.wait()
+    assert state(box, "turnchat.service") == "active"
+    wait_journal(box, since, "paired in room 'lobby'")
+    wait_journal(box, since, "ended: Barret quit")
+
+
+def test_journal_shows_the_daemon(box):
+    out = box.run(["journalctl", "-u", "turnchat.service", "--no-pager", "-o", "cat"]).stdout
+    assert "ready" in out and "connection from" in out, out
+
+
+def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):
+    """/etc/turnchat.conf is a conffile: the admin's edit is kept, silently
+    (the packaged file did not change), and is what the daemon then reads."""
+    box.run(["sed", "-i", 's/^\\( *name = \\)"turnchatd";/\\1"edited";/', "/etc/turnchat.conf"])
+    edited = box.read("/etc/turnchat.conf")
+    assert 'name = "edited";' in edited
+    apt(box, packages["turnchat", "2"], packages["turnchatd", "2"])
+    for name in ("turnchat", "turnchatd"):
+        version = box.run(["dpkg-query", "-W", "-f", "${Version}", name]).stdout
+        assert version == debs_v2.version
+    assert box.read("/etc/turnchat.conf") == edited
+    apt(box, "--reinstall", packages["turnchat", "2"], packages["turnchatd", "2"])
+    assert box.read("/etc/turnchat.conf") == edited
+    leftovers = box.sh("ls /etc/turnchat.conf.* 2>/dev/null || true").stdout
+    assert leftovers == ""
+    # Still listening after the upgrade, and the new daemon reads the edit.
+    assert state(box, "turnchat.socket") == "active"
+    wait_until(lambda: box.listening(PORT), 10, "turnchat.socket listening again")
+    c = Line(box.connect(PORT))
+    try:
+        assert c.line() == "HELLO turnchat 1 edited"
+    finally:
+        c.close()
+
+
+def test_purge_leaves_nothing(box, before):
+    listed = box.run(["dpkg", "-L", "turnchat", "turnchatd"]).stdout.split()
+    assert "/etc/turnchat.conf" in listed and "/usr/sbin/turnchatd" in listed
+    box.run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "purge", "-y", "-q",
+             "turnchatd", "turnchat"], timeout=300)
+    # Every file the packages listed is gone; a directory may stay only if
+    # it was there before.
+    # (dpkg lists /lib/..., which is a link to /usr/lib/... here.)
+    existing = box.run(["sh", "-c", 'for p; do [ -e "$p" ] && readlink -f "$p"; done; true',
+                        "-", *listed]).stdout.split()
+    assert [p for p in existing if p not in before] == []
+    # Nothing anywhere that was not there before: no config, no unit, no
+    # enablement symlink, no deb-systemd-helper state.
+    assert sorted(snapshot(box) - before) == []
+    assert box.run(["find", "/run", "-name", "*turnchat*"]).stdout == ""
+    units = box.run(["systemctl", "list-unit-files", "--no-legend", "turnchat*"],
+                   check=False).stdout
+    assert units.strip() == ""
+    for unit in UNITS:
+        assert state(box, unit) == "inactive"
+    assert not box.listening(PORT)
+    status = box.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "turnchat"],
+                     check=False)
+    assert status.returncode != 0 or status.stdout.strip() in ("", "un"), status.stdout
