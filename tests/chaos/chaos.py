@@ -1,0 +1,258 @@
+#!/usr/bin/python3
+"""Chaos test: 100 pairs converse on loopback while hostile connections do
+their worst (hostile.py). Passes when every conversation finished with
+nothing lost, duplicated or reordered, every hostile got the ERR or BYE it
+had coming, the daemon's memory stayed under a ceiling, it answers a new
+connection within a second at the end, holds no more file descriptors
+than at the start, and stops cleanly on SIGTERM with no sanitizer report.
+
+Usage: chaos.py [--pairs N] [--rss-limit-mb N]; TURNCHAT_BUILD names the
+build directory (meson sets it). Bounded: the whole run is cut at
+--deadline seconds (default 170)."""
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import hostile  # noqa: E402
+from peers import Client, conversation  # noqa: E402
+
+BUILD = os.environ.get("TURNCHAT_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
+MAX_CLIENTS = 300
+
+CONFIG = """host = "127.0.0.1";
+port = {port};
+server: {{
+  max_clients = {max_clients};
+  max_per_address = {per_address};
+  join_timeout = {join_timeout};
+  slow_timeout = {slow_timeout};
+  max_queue = 65536;
+  rate_limit = 50;
+  rate_burst = 100;
+  log_level = "info";
+}};
+"""
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Daemon:
+    def __init__(self, workdir):
+        self.port = free_port()
+        self.config = os.path.join(workdir, "turnchat.conf")
+        with open(self.config, "w") as f:
+            f.write(CONFIG.format(port=self.port, max_clients=MAX_CLIENTS,
+                                  per_address=hostile.PER_ADDRESS,
+                                  join_timeout=hostile.JOIN_TIMEOUT,
+                                  slow_timeout=hostile.SLOW_TIMEOUT))
+        binary = os.path.join(BUILD, "src", "turnchatd")
+        check = subprocess.run([binary, "-t", "-c", self.config], capture_output=True, text=True)
+        if check.returncode != 0:
+            raise SystemExit(f"the chaos config is refused:\n{check.stderr}")
+        self.log_path = os.path.join(workdir, "turnchatd.log")
+        self.log_file = open(self.log_path, "w")
+        self.proc = subprocess.Popen([binary, "-f", "-c", self.config],
+                                     stdout=self.log_file, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while "ready" not in self.log():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"turnchatd did not start:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self, timeout=10):
+        """SIGTERM; returns the exit status, or None if it had to be killed."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        self.log_file.close()
+        return self.proc.returncode
+
+
+async def guarded(coro, label, problems):
+    """Runs one actor; an exception is one problem, not the end of the test."""
+    try:
+        return await coro
+    except Exception as e:  # noqa: BLE001 - any failure of an actor is reported
+        problems.append(f"{label}: {type(e).__name__}: {e}")
+        return None
+
+
+async def sample_memory(daemon, stats, stop):
+    while not stop.is_set():
+        try:
+            stats["rss"] = max(stats["rss"], daemon.rss_kib())
+        except OSError:
+            return
+        await asyncio.sleep(0.2)
+
+
+async def fill(port, problems, door, all_started):
+    """Fills the server to max_clients while the conversations go on, checks
+    that the next person is told server-full, then lets everyone go."""
+    await all_started.wait()
+    async with door:
+        fillers, refused = [], []
+        for k in range(MAX_CLIENTS + 1):
+            c = await Client.open(port, f"127.0.4.{k // 6 + 1}", f"filler {k}", problems)
+            await c.expect("HELLO")
+            c.send(f"/join fill{k}")
+            line = await c.expect("")
+            (refused if line and line.startswith("BYE") else fillers).append(c)
+            if len(refused) == 2:
+                break
+        for c in refused:
+            await c.until(lambda c=c: c.eof, 5, "EOF after server-full")
+            if [line.split(" ")[:2] for line in c.lines][1:] != [["BYE", "server-full"]]:
+                c.problem(f"expected HELLO and BYE server-full only, got {c.lines}")
+        if len(refused) < 2:
+            problems.append(f"{len(fillers)} more connections and never told server-full")
+        for c in fillers + refused:
+            await c.close()
+        await asyncio.sleep(0.5)  # the daemon sees them go before others come in
+    return f"fill ({len(fillers)} fillers)"
+
+
+def hostile_actors(port, problems, door):
+    src = iter(f"127.0.2.{i}" for i in range(1, 255))
+    actors = []
+    for seed in range(10):
+        actors.append(hostile.garbage(port, next(src), problems, door, seed))
+    for seed in range(4):
+        actors.append(hostile.long_line(port, next(src), problems, door, seed))
+    for seed in range(8):
+        actors.append(hostile.slowloris(port, next(src), problems, door, seed, seed % 2 == 1))
+    for seed in range(4):
+        actors.append(hostile.dirty(port, (next(src), next(src)), problems, door, seed))
+    for seed in range(2):
+        actors.append(hostile.rate_flood(port, (next(src), next(src)), problems, door, seed))
+    for seed in range(3):
+        actors.append(hostile.unread_flood(port, (next(src), next(src)), problems, door, seed))
+    for seed in range(4):
+        actors.append(hostile.reset_mid_line(port, (next(src), next(src)), problems, door, seed))
+    actors.append(hostile.per_address(port, "127.0.3.1", problems, door))
+    return actors
+
+
+async def run(daemon, args, problems):
+    port = daemon.port
+    door = asyncio.Lock()
+    all_started = asyncio.Event()
+    started = [0]
+
+    def one_started():
+        started[0] += 1
+        if started[0] == args.pairs:
+            all_started.set()
+
+    stats, stop = {"rss": 0}, asyncio.Event()
+    sampler = asyncio.ensure_future(sample_memory(daemon, stats, stop))
+    baseline_fds = daemon.fds()
+    t0 = time.monotonic()
+    talks = [conversation(port, i, ("turns", "free")[i % 2], args.lines,
+                          (f"127.0.1.{i % 250 + 1}", f"127.0.1.{(i + 125) % 250 + 1}"),
+                          problems, one_started) for i in range(args.pairs)]
+    jobs = [guarded(c, f"pair {i}", problems) for i, c in enumerate(talks)]
+    jobs += [guarded(a, "hostile", problems) for a in hostile_actors(port, problems, door)]
+    jobs.append(guarded(fill(port, problems, door, all_started), "fill", problems))
+    done = await asyncio.gather(*jobs)
+    finished = sum(1 for d in done[:args.pairs] if d)
+    print(f"{finished} of {args.pairs} conversations and {sum(1 for d in done[args.pairs:] if d)}"
+          f" of {len(done) - args.pairs} hostile actors finished in {time.monotonic() - t0:.1f} s")
+    print("hostile actors: " + ", ".join(sorted({str(d).split(" ")[0] for d in done[args.pairs:] if d})))
+    print(next((d for d in done if d and d.startswith("fill")), "fill did not finish"))
+    if finished != args.pairs:
+        problems.append(f"only {finished} of {args.pairs} conversations finished")
+
+    # A newcomer is served at once, after all that.
+    t = time.monotonic()
+    c = await Client.open(port, "127.0.5.1", "newcomer", problems)
+    await c.expect("HELLO", timeout=1)
+    if time.monotonic() - t > 1:
+        problems.append(f"a new connection waited {time.monotonic() - t:.2f} s for HELLO")
+    await c.close()
+
+    # Every connection is gone; so must the daemon's descriptors be (closing
+    # connections may take their grace period to go).
+    deadline = time.monotonic() + 12
+    while daemon.fds() > baseline_fds and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    if daemon.fds() > baseline_fds:
+        problems.append(f"the daemon holds {daemon.fds()} descriptors, {baseline_fds} at the start")
+    stop.set()
+    await sampler
+    print(f"daemon memory: at most {stats['rss'] / 1024:.1f} MiB resident")
+    if stats["rss"] > args.rss_limit_mb * 1024:
+        problems.append(f"the daemon grew to {stats['rss'] / 1024:.1f} MiB "
+                        f"(limit {args.rss_limit_mb} MiB)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--lines", type=int, default=80, help="lines each side says")
+    parser.add_argument("--rss-limit-mb", type=int,
+                        default=int(os.environ.get("CHAOS_RSS_LIMIT_MB", "64")))
+    parser.add_argument("--deadline", type=int, default=170)
+    args = parser.parse_args()
+
+    problems = []
+    with tempfile.TemporaryDirectory(prefix="turnchat-chaos-") as workdir:
+        daemon = Daemon(workdir)
+        try:
+            asyncio.run(asyncio.wait_for(run(daemon, args, problems), args.deadline))
+        except asyncio.TimeoutError:
+            problems.append(f"the run passed its deadline of {args.deadline} s")
+        alive = daemon.proc.poll() is None
+        status = daemon.stop()
+        log = daemon.log()
+        if not alive:
+            problems.append(f"turnchatd died during the run (status {daemon.proc.returncode})")
+        elif status != 0:
+            problems.append(f"turnchatd exited {status} on SIGTERM")
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+            if marker in log:
+                problems.append(f"sanitizer report in the daemon's log: {marker}")
+        if problems:
+            print(f"--- turnchatd log (last 40 lines) ---\n" + "\n".join(log.splitlines()[-40:]))
+    for p in problems[:50]:
+        print("PROBLEM:", p)
+    if len(problems) > 50:
+        print(f"... and {len(problems) - 50} more")
+    print("chaos: " + ("FAILED" if problems else "passed"))
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
