@@ -17,7 +17,8 @@ sys.path.insert(0, os.path.join(REPO, "tests", "system"))
 
 import container  # noqa: E402  (tests/system's harness)
 
-APT_PACKAGES = "git debhelper dpkg-dev lintian rpm rpmlint debootstrap systemd-container"
+APT_PACKAGES = ("git build-essential debhelper dpkg-dev lintian rpm rpmlint debootstrap "
+                "systemd-container")
 BUILD_TIMEOUT = 1200
 PATH = container.PATH + ":" + os.environ.get("PATH", "")
 
