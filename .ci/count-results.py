@@ -1,6 +1,11 @@
 """Counts every test case meson ran, including the cases inside each test
 program (TAP lines) and inside pytest (its JUnit report), and prints the
-closing line CI reads: "N passed, N failed"."""
+closing line CI reads: "N passed, N failed".
+
+Usage: count-results.py BUILD [BUILD...] [--sanitizer-logs DIR]
+Each build directory's meson run is counted; a directory without one counts
+as a failure. With --sanitizer-logs, each report file a sanitizer left in DIR
+(its log_path) is one more failure, and an empty DIR one more pass."""
 
 import json
 import os
@@ -8,19 +13,25 @@ import re
 import sys
 import xml.etree.ElementTree as ET
 
-build = sys.argv[1]
+args = sys.argv[1:]
+sanitizer_logs = None
+if "--sanitizer-logs" in args:
+    i = args.index("--sanitizer-logs")
+    sanitizer_logs = args[i + 1]
+    del args[i:i + 2]
 passed = failed = skipped = 0
-log = os.path.join(build, "meson-logs", "testlog.json")
+results = []
 
-try:
-    results = [json.loads(line) for line in open(log) if line.strip()]
-except OSError:
-    results = []
-    failed += 1  # the build or test run never got going
+for build in args:
+    log = os.path.join(build, "meson-logs", "testlog.json")
+    try:
+        results += [(build, json.loads(line)) for line in open(log) if line.strip()]
+    except OSError:
+        failed += 1  # the build or test run never got going
 
-for result in results:
+for build, result in results:
     ok = result["result"] in ("OK", "EXPECTEDFAIL")
-    if result["name"].split(" / ")[-1] in ("e2e", "system"):
+    if result["name"].split(" / ")[-1] in ("e2e", "system", "packaging"):
         junit = os.path.join(build, result["name"].split(" / ")[-1] + "-junit.xml")
         try:
             suite = ET.parse(junit).getroot()
@@ -50,6 +61,18 @@ for result in results:
         skipped += 1
     else:
         failed += 1
+
+if sanitizer_logs is not None:
+    reports = sorted(os.listdir(sanitizer_logs)) if os.path.isdir(sanitizer_logs) else None
+    if reports == []:
+        passed += 1
+    else:
+        failed += len(reports or [None])
+        for name in reports or ["(the directory is missing)"]:
+            print(f"sanitizer report {sanitizer_logs}/{name}", file=sys.stderr)
+            if reports:
+                with open(os.path.join(sanitizer_logs, name), errors="replace") as f:
+                    sys.stderr.write("".join(f.readlines()[:30]))
 
 line = f"{passed} passed, {failed} failed"
 if skipped:

@@ -42,11 +42,20 @@ struct event_loop {
 	struct event_source *removed;
 };
 
-uint64_t event_now_ms(void)
+/* Read once per loop pass: every line asks for the time several times
+ * (rates, idleness, stalls), and a millisecond clock needs no more. */
+static uint64_t now_cached;
+
+static uint64_t clock_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t event_now_ms(void)
+{
+	return now_cached ? now_cached : clock_ms();
 }
 
 struct event_loop *event_loop_create(void)
@@ -164,7 +173,7 @@ void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn
 	loop->tick_ms = interval_ms;
 	loop->tick_fn = fn;
 	loop->tick_data = data;
-	loop->next_tick = event_now_ms() + interval_ms;
+	loop->next_tick = clock_ms() + interval_ms;
 }
 
 int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
@@ -172,12 +181,13 @@ int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
 	struct epoll_event events[EVENT_BATCH];
 
 	if (loop->tick_ms > 0) {
-		uint64_t now = event_now_ms();
+		uint64_t now = clock_ms();
 		int until_tick = loop->next_tick > now ? (int)(loop->next_tick - now) : 0;
 		if (timeout_ms < 0 || until_tick < timeout_ms)
 			timeout_ms = until_tick;
 	}
 	int n = epoll_wait(loop->epoll_fd, events, EVENT_BATCH, timeout_ms);
+	now_cached = clock_ms();
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
 	for (int i = 0; i < n; i++) {

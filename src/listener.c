@@ -18,7 +18,8 @@
 #include "log.h"
 
 #define LISTENER_MAX 16
-#define LISTENER_BACKLOG 128
+/* The kernel caps it at net.core.somaxconn; a burst of connects should wait, not retry. */
+#define LISTENER_BACKLOG SOMAXCONN
 
 struct listener {
 	struct event_loop *loop;

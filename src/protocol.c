@@ -118,6 +118,11 @@ enum text_check protocol_check_text(const char *text, size_t len)
 	enum text_check result = TEXT_OK;
 
 	for (size_t i = 0; i < len;) {
+		/* Most chat text is printable ASCII: pass it without decoding. */
+		if (s[i] >= 0x20 && s[i] < 0x7f) {
+			i++;
+			continue;
+		}
 		uint32_t c;
 		size_t n = utf8_decode(s + i, len - i, &c);
 		if (n == 0)
@@ -208,20 +213,31 @@ void protocol_parse_command(const char *line, size_t len, struct command *comman
 static int append_line(struct buffer *out, enum server_keyword keyword, const char *a,
 		       size_t a_len, const char *b, size_t b_len)
 {
-	char head[16];
-	int head_len = snprintf(head, sizeof(head), "%s%s", keywords[keyword], a ? " " : "");
-	size_t total = (size_t)head_len + (a ? a_len : 0) + (b ? 1 + b_len : 0) + 1;
+	/* On the relay's hot path (every MSG): one reservation, plain copies. */
+	size_t kw_len = strlen(keywords[keyword]);
+	size_t total = kw_len + (a ? 1 + a_len : 0) + (b ? 1 + b_len : 0) + 1;
 
 	if (total > buffer_room(out))
 		return -1;
-	buffer_append(out, head, (size_t)head_len);
-	if (a)
-		buffer_append(out, a, a_len);
-	if (b) {
-		buffer_append(out, " ", 1);
-		buffer_append(out, b, b_len);
+	char *dst = buffer_reserve(out, total, NULL);
+	if (dst == NULL)
+		return -1;
+	char *p = dst;
+	memcpy(p, keywords[keyword], kw_len);
+	p += kw_len;
+	if (a) {
+		*p++ = ' ';
+		memcpy(p, a, a_len);
+		p += a_len;
 	}
-	return buffer_append(out, "\n", 1);
+	if (b) {
+		*p++ = ' ';
+		memcpy(p, b, b_len);
+		p += b_len;
+	}
+	*p++ = '\n';
+	buffer_commit(out, (size_t)(p - dst));
+	return 0;
 }
 
 static int append_words(struct buffer *out, enum server_keyword keyword, const char *a,
