@@ -25,7 +25,8 @@ static inline size_t buffer_length(const struct buffer *buf)
 
 static inline const char *buffer_peek(const struct buffer *buf)
 {
-	return buf->data + buf->start;
+	/* An empty buffer may have no memory at all, and NULL + 0 is undefined. */
+	return buf->data ? buf->data + buf->start : "";
 }
 
 /* How many more bytes it may take; none when a lowered limit is already passed. */

@@ -136,6 +136,7 @@ static void test_sanitize_never_unsafe(void **state)
 		assert_safe(&out);
 		buffer_consume(&out, buffer_length(&out));
 	}
+	buffer_release(&out);
 }
 
 static void test_sanitize_limit(void **state)
