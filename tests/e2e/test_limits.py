@@ -137,7 +137,7 @@ def test_reader_that_never_reads_is_dropped_as_too_slow(make_daemon):
     got = a.line()
     while got.startswith("ERR"):
         got = a.line()
-    assert got == "BYE peer-lost"
+    assert got == "BYE peer-lost", d.log()
     d.wait_for_log("read nothing for 1 seconds with output waiting; dropping")
 
 
