@@ -2,10 +2,12 @@
 program (TAP lines) and inside pytest (its JUnit report), and prints the
 closing line CI reads: "N passed, N failed".
 
-Usage: count-results.py BUILD [BUILD...] [--sanitizer-logs DIR]
+Usage: count-results.py BUILD [BUILD...] [--sanitizer-logs DIR] [--stage NAME=STATUS...]
 Each build directory's meson run is counted; a directory without one counts
 as a failure. With --sanitizer-logs, each report file a sanitizer left in DIR
-(its log_path) is one more failure, and an empty DIR one more pass."""
+(its log_path) is one more failure, and an empty DIR one more pass. Each
+--stage NAME=STATUS (a check run outside meson, such as the benchmark's
+smoke run) is one pass when STATUS is 0 and one failure otherwise."""
 
 import json
 import os
@@ -21,6 +23,15 @@ if "--sanitizer-logs" in args:
     del args[i:i + 2]
 passed = failed = skipped = 0
 results = []
+while "--stage" in args:
+    i = args.index("--stage")
+    name, _, status = args[i + 1].partition("=")
+    if status == "0":
+        passed += 1
+    else:
+        failed += 1
+        print(f"stage {name} failed with status {status}", file=sys.stderr)
+    del args[i:i + 2]
 
 for build in args:
     log = os.path.join(build, "meson-logs", "testlog.json")
