@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -19,8 +20,6 @@
 #include "event.h"
 #include "ui.h"
 
-#define EX_UNAVAILABLE 69
-#define EX_PROTOCOL 76
 #define CHAT_QUIT_WAIT_MS 5000
 /* The longest line the client takes from a server. */
 #define CHAT_MAX_LINE (1024 * 1024)
@@ -293,7 +292,7 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 			set_turn(chat, UI_MY_TURN);
 		if (chat->state == CHAT_JOINING) {
 			/* Our name, mode or room was refused: nothing good can follow. */
-			chat->forced_status = 64;
+			chat->forced_status = EX_USAGE;
 			send_quit(chat);
 		}
 		break;

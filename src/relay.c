@@ -44,10 +44,7 @@ void relay_message(struct session *from, const char *text, size_t len)
 	struct session *to = conversation->side[1 - from->side];
 
 	if (!turn_may_speak(&conversation->turn, from->side)) {
-		log_info("#%lu %s: refused a line: %s", from->id, from->name,
-			 protocol_error_name(ERR_NOT_YOUR_TURN));
-		session_queued(from, protocol_append_error(connection_output(from->conn),
-							   ERR_NOT_YOUR_TURN, NULL));
+		session_refuse(from, ERR_NOT_YOUR_TURN);
 		return;
 	}
 	turn_spoke(&conversation->turn, from->side);

@@ -124,7 +124,7 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 	connection_close_after_flush(session->conn);
 }
 
-static void refuse(struct session *session, enum error_code code)
+void session_refuse(struct session *session, enum error_code code)
 {
 	log_info("#%lu %s: refused a line: %s", session->id, session->name,
 		 protocol_error_name(code));
@@ -165,27 +165,27 @@ static void session_handle_command(struct session *session, const struct command
 
 	switch (command->kind) {
 	case CMD_INVALID:
-		{ refuse(session, command->error); return; }
+		{ session_refuse(session, command->error); return; }
 	case CMD_MESSAGE:
 		if (session->state != SESSION_PAIRED)
-			{ refuse(session, ERR_NOT_PAIRED); return; }
+			{ session_refuse(session, ERR_NOT_PAIRED); return; }
 		{ relay_message(session, command->arg, command->arg_len); return; }
 	case CMD_NAME:
 		if (joined)
-			{ refuse(session, ERR_BUSY); return; }
+			{ session_refuse(session, ERR_BUSY); return; }
 		snprintf(session->name, sizeof(session->name), "%.*s", (int)command->arg_len,
 			 command->arg);
 		return;
 	case CMD_MODE:
 		if (joined)
-			{ refuse(session, ERR_BUSY); return; }
+			{ session_refuse(session, ERR_BUSY); return; }
 		if (!(cfg->modes & (1u << command->mode)))
-			{ refuse(session, ERR_BAD_MODE); return; }
+			{ session_refuse(session, ERR_BAD_MODE); return; }
 		session->mode = command->mode;
 		return;
 	case CMD_JOIN:
 		if (joined)
-			{ refuse(session, ERR_BUSY); return; }
+			{ session_refuse(session, ERR_BUSY); return; }
 		{ join(session, command->arg, command->arg_len); return; }
 	case CMD_HELP:
 		for (size_t i = 0; i < sizeof(help_lines) / sizeof(help_lines[0]); i++)
@@ -211,7 +211,7 @@ static void session_line(void *ctx, const char *line, size_t len)
 	/* Leaving is never refused, however fast someone types. */
 	if (command.kind != CMD_QUIT &&
 	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst, event_now_ms())) {
-		refuse(session, ERR_RATE_LIMITED);
+		session_refuse(session, ERR_RATE_LIMITED);
 		return;
 	}
 	session_handle_command(session, &command);
@@ -219,7 +219,7 @@ static void session_line(void *ctx, const char *line, size_t len)
 
 static void session_too_long(void *ctx)
 {
-	refuse(ctx, ERR_TOO_LONG);
+	session_refuse(ctx, ERR_TOO_LONG);
 }
 
 /* The connection is over: whoever depended on this person learns it. */
@@ -236,8 +236,7 @@ static void session_end(void *ctx, enum connection_end end)
 		if (session->state == SESSION_PAIRED)
 			relay_end(session->conversation, session, BYE_PEER_LOST, false,
 				  BYE_PEER_LOST);
-		if (session->state != SESSION_CLOSING)
-			server->clients--;
+		server->clients--;
 	}
 	log_debug("#%lu disconnected", session->id);
 	struct address_key key;

@@ -56,6 +56,9 @@ void session_queued(struct session *session, int rc);
 /* True when more than half its output queue waits: it is not keeping up. */
 bool session_backlogged(const struct session *session);
 
+/* Answers the line just received with ERR code (it was not relayed), and logs it. */
+void session_refuse(struct session *session, enum error_code code);
+
 /* Sends BYE with reason and closes this session's connection gracefully. */
 void session_bye(struct session *session, enum bye_reason reason, const char *text);
 

@@ -11,15 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <unistd.h>
 
 #include "build_info.h"
 #include "chat.h"
 #include "config.h"
-
-#define EX_USAGE 64
-#define EX_UNAVAILABLE 69
-#define EX_CONFIG 78
 
 static void usage(FILE *out)
 {

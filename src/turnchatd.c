@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sysexits.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -24,9 +25,6 @@
 #include "listener.h"
 #include "log.h"
 #include "server.h"
-
-#define EX_USAGE 64
-#define EX_CONFIG 78
 
 struct daemon {
 	struct event_loop *loop;
