@@ -5,12 +5,10 @@
  * typo, a wrong type or an out-of-range value is reported with its line
  * instead of being ignored, and all problems come out in one run.
  */
-#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <syslog.h>
 
 #include <libconfig.h>
@@ -45,7 +43,7 @@ static const struct word log_levels[] = {
 
 /* One file being read: where errors go and how many there were. */
 struct loader {
-	const char *path;
+	const struct config_text *text; /* to say which file and line a setting is on */
 	config_report_fn *report;
 	void *ctx;
 	int errors;
@@ -90,7 +88,8 @@ static void PRINTF_LIKE(3, 4) complain(struct loader *ld, const config_setting_t
 {
 	const config_setting_t *named = config_setting_name(s) ? s : config_setting_parent(s);
 	const config_setting_t *parent = config_setting_parent(named);
-	const char *file = config_setting_source_file(s); /* differs under @include */
+	const char *file;
+	unsigned line;
 	char message[768];
 	va_list ap;
 
@@ -98,8 +97,8 @@ static void PRINTF_LIKE(3, 4) complain(struct loader *ld, const config_setting_t
 	vsnprintf(message, sizeof(message), fmt, ap);
 	va_end(ap);
 	ld->errors++;
-	emit(ld->report, ld->ctx, "%s:%u: %s%s%s: %s", file ? file : ld->path,
-	     (unsigned)config_setting_source_line(s),
+	config_text_where(ld->text, config_setting_source_line(s), &file, &line);
+	emit(ld->report, ld->ctx, "%s:%u: %s%s%s: %s", file, line,
 	     parent && !config_setting_is_root(parent) ? config_setting_name(parent) : "",
 	     parent && !config_setting_is_root(parent) ? "." : "", config_setting_name(named), message);
 }
@@ -410,32 +409,29 @@ void config_set_defaults(struct config *cfg)
 int config_load_file(struct config *cfg, const char *path, bool must_exist,
 		     config_report_fn *report, void *ctx)
 {
-	struct loader ld = { path, report, ctx, 0 };
+	struct config_text text;
+	struct loader ld = {&text, report, ctx, 0};
 	struct config work;
-	struct stat st;
+	bool missing;
 	config_t lc;
-	FILE *fp;
-	int err;
 
-	/* Refuse a directory here: libconfig's scanner would exit the process. */
-	fp = fopen(path, "r");
-	err = !fp ? errno : fstat(fileno(fp), &st) == -1 ? errno : S_ISDIR(st.st_mode) ? EISDIR : 0;
-	if (err) {
-		if (fp)
-			fclose(fp);
-		if (err == ENOENT && !must_exist)
-			return 0;
-		emit(report, ctx, "%s: %s", path, strerror(err));
-		return 1;
+	/* libconfig gets a string, never a file: see config_file.h for why. */
+	ld.errors = config_text_read(&text, path, must_exist, &missing, report, ctx);
+	if (ld.errors > 0 || missing) {
+		config_text_free(&text);
+		return ld.errors;
 	}
-
 	config_init(&lc);
-	if (!config_read(&lc, fp)) {
+	/* Belt and braces: were an @include left for libconfig to open, it
+	 * would look under a directory that does not exist. */
+	config_set_include_dir(&lc, "/nonexistent/turnchat-reads-includes-itself");
+	if (!config_read_string(&lc, text.text)) {
 		/* Parsing stops at the first syntax error; later ones may be echoes. */
-		const char *file = config_error_file(&lc);
+		const char *file;
+		unsigned line;
 
-		emit(report, ctx, "%s:%d: %s", file ? file : path, config_error_line(&lc),
-		     config_error_text(&lc));
+		config_text_where(&text, (unsigned)config_error_line(&lc), &file, &line);
+		emit(report, ctx, "%s:%u: %s", file, line, config_error_text(&lc));
 		ld.errors = 1;
 	} else {
 		/* Work on a copy so that a file with any error changes nothing. */
@@ -445,7 +441,7 @@ int config_load_file(struct config *cfg, const char *path, bool must_exist,
 			memcpy(cfg, &work, sizeof(*cfg));
 	}
 	config_destroy(&lc);
-	fclose(fp);
+	config_text_free(&text);
 	return ld.errors;
 }
 

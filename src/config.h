@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config_file.h"
 #include "protocol.h"
 
 #define CONFIG_HOST_MAX 255
@@ -63,17 +64,15 @@ struct config {
 	struct client_config client;
 };
 
-/* Receives one complete error line, "file:line: message", without newline. */
-typedef void config_report_fn(void *ctx, const char *message);
-
 /* Fills in the built-in defaults; etc/turnchat.conf documents the same values. */
 void config_set_defaults(struct config *cfg);
 
 /*
  * Reads one file and applies only the keys it sets on top of what cfg holds,
  * so the client can layer several files. A missing file is not an error
- * unless must_exist. Every problem is reported (type, range, unknown key,
- * syntax), each as "file:line: message". Returns the number of errors; on
+ * unless must_exist. The file and its @includes must be regular files of
+ * CONFIG_FILE_MAX bytes in all (see config_file.h). Every problem is
+ * reported (type, range, unknown key, syntax), each as "file:line: message". Returns the number of errors; on
  * any error cfg is left exactly as it was.
  */
 int config_load_file(struct config *cfg, const char *path, bool must_exist,

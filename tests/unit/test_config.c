@@ -244,7 +244,7 @@ static void test_directory(void **state)
 	defaults(&cfg);
 	assert_int_equal(config_load_file(&cfg, fixtures_dir, false, collect, &r), 1);
 	assert_int_equal(r.count, 1);
-	snprintf(message, sizeof(message), "%s: Is a directory", fixtures_dir);
+	snprintf(message, sizeof(message), "%s: is a directory, not a regular file", fixtures_dir);
 	assert_string_equal(r.lines[0], message);
 }
 
