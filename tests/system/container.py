@@ -27,16 +27,17 @@ import time
 
 SUITE = "bookworm"
 # What the tests use inside: systemd as init and its tools, the libraries
-# turnchatd and turnchat link, /bin/kill for ExecReload= (procps, in every
-# real Debian install but not in minbase), man for `systemd-analyze verify`
-# to check the units' Documentation=, ss, nc and python3 to look around by
-# hand, and xinetd for the xinetd test (it conflicts with openbsd-inetd,
-# which the host runs for the inetd test, so the two cannot share a system).
+# turnchatd and turnchat link, man for `systemd-analyze verify` to check the
+# units' Documentation=, ip, ss, nc and python3 to look around by hand, and
+# xinetd for the xinetd test (it conflicts with openbsd-inetd, which the
+# host runs for the inetd test, so the two cannot share a system).
+# Deliberately not procps: a minbase system has no kill, ps or pgrep, and
+# neither may the units or the tests need them (the tests read /proc).
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libconfig9", "libsystemd0",
-            "procps", "man-db", "iproute2", "netcat-openbsd", "python3", "xinetd"]
+            "man-db", "iproute2", "netcat-openbsd", "python3", "xinetd"]
 # Bump when the recipe below changes, so a cached root made by an older
 # recipe is rebuilt instead of reused.
-RECIPE = 3
+RECIPE = 4
 
 CACHE = os.environ.get("TURNCHAT_ROOTFS_CACHE", "/var/cache/turnchat-tests")
 ROOTFS = os.path.join(CACHE, SUITE)

@@ -50,6 +50,36 @@ def status(box, unit="turnchat.service"):
     return box.systemctl("status", "--lines=30", unit, check=False).stdout
 
 
+# The processes named $1 (their comm) as "PID EUID" lines, from /proc: the
+# container is as minimal as a debootstrap minbase system, without ps or
+# pgrep (procps).
+_PROCESSES = r"""
+for d in /proc/[0-9]*; do
+  read -r comm 2>/dev/null < "$d/comm" || continue
+  [ "$comm" = "$1" ] || continue
+  while read -r key real effective rest; do
+    [ "$key" = Uid: ] && echo "${d#/proc/} $effective"
+  done 2>/dev/null < "$d/status"
+done
+true
+"""
+
+
+def processes(box, name):
+    """{pid: effective uid} of the processes inside named name, as pgrep -x
+    and ps -o uid= would tell."""
+    out = box.run(["sh", "-c", _PROCESSES, "-", name]).stdout
+    return {int(pid): int(uid) for pid, uid in (line.split() for line in out.splitlines())}
+
+
+def uid_of(box, pid):
+    """The effective uid of a process inside, from /proc/PID/status."""
+    for line in box.read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    raise AssertionError(f"no Uid: line in /proc/{pid}/status")
+
+
 def cursor(box):
     """The journal's current end, to read only what comes after it."""
     out = box.run(["journalctl", "--show-cursor", "-n", "0", "-q"], check=False).stdout

@@ -16,7 +16,7 @@ import pytest
 
 from client import converse, hello, pair, wait_until
 from container import REPO, require
-from guest import PORT, configure, reset
+from guest import PORT, configure, processes, reset
 
 INETD_EXAMPLE = os.path.join(REPO, "etc", "inetd.conf.example")
 XINETD_EXAMPLE = os.path.join(REPO, "etc", "xinetd.d", "turnchat.example")
@@ -231,8 +231,8 @@ def test_xinetd_conversation(xinetd):
     box = xinetd
     waiter, caller = pair(lambda: box.connect(PORT))
     converse(waiter, caller, ["Hey Cloud, you there?", "Yeah. What do you want?"])
-    user = box.sh("ps -C turnchatd -o user= | sort -u").stdout.split()
-    assert user == ["nobody"]
+    nobody = int(box.run(["id", "-u", "nobody"]).stdout)
+    assert set(processes(box, "turnchatd").values()) == {nobody}
     caller.send("/q")
     assert caller.line() == "BYE quit"
     assert waiter.line() == "BYE peer-quit"
@@ -242,10 +242,10 @@ def test_xinetd_exit_when_idle_and_start_again(xinetd):
     box = xinetd
     configure(box, exit_idle=1)
     c = hello(box.connect(PORT))
-    first = box.sh("pgrep -x turnchatd", check=False).stdout.split()
+    first = processes(box, "turnchatd")
     assert len(first) == 1
     c.close()
-    wait_until(lambda: box.sh("pgrep -x turnchatd", check=False).returncode != 0, TIMEOUT,
+    wait_until(lambda: not processes(box, "turnchatd"), TIMEOUT,
                "turnchatd exiting when idle")
     waiter, caller = pair(lambda: box.connect(PORT))
     converse(waiter, caller)

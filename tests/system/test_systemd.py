@@ -13,7 +13,7 @@ import pytest
 from client import Line, converse, hello, pair, wait_until
 from container import REPO, require
 from guest import (PORT, configure, cursor, dropin, journal, reset, show, state,
-                   status, wait_journal, wait_state)
+                   status, uid_of, wait_journal, wait_state)
 
 UNITDIR = "/usr/lib/systemd/system"
 GENERATOR = "/usr/lib/systemd/system-generators/turnchat-socket-generator"
@@ -56,6 +56,13 @@ def test_container_boots(box):
     # A private network: loopback only, nothing of the host's.
     links = [line.split(": ")[1] for line in box.run(["ip", "-o", "link"]).stdout.splitlines()]
     assert links == ["lo"]
+    # As minimal as a debootstrap minbase system: no procps, so neither the
+    # units nor the tests may rely on kill, ps or pgrep being installed.
+    for program in ("kill", "ps", "pgrep", "pkill"):
+        for directory in ("/bin", "/usr/bin"):
+            path = f"{directory}/{program}"
+            assert box.run(["test", "-e", path], check=False).returncode != 0, \
+                f"{path} in the container: it should be minimal (no procps)"
 
 
 def test_install_layout(box):
@@ -126,7 +133,7 @@ def test_conversation(listening):
     assert waiter.line() == "BYE peer-quit"
     # Sandboxed as the unit says: not root, no network of its own.
     pid = main_pid(box)
-    assert box.run(["ps", "-o", "user=", "-p", str(pid)]).stdout.strip() != "root"
+    assert uid_of(box, pid) != 0
     netns = box.run(["readlink", f"/proc/{pid}/ns/net"]).stdout
     assert netns != box.run(["readlink", "/proc/1/ns/net"]).stdout
 
