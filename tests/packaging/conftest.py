@@ -144,6 +144,45 @@ def rpms(clone, tmp_path_factory):
     return Built(str(out), result.stdout + result.stderr, ".rpm")
 
 
+def check_reload(box, name="reloaded"):
+    """`systemctl reload turnchat` on the booted container the packages were
+    installed in (as minimal as a debootstrap minbase system: no procps, so
+    no /bin/kill): it exits 0, a paired conversation goes on, and a newcomer
+    is greeted with the server name the edited /etc/turnchat.conf gives.
+    The file is put back as it was afterwards."""
+    from client import Line, converse, pair
+    from guest import CONF, PORT, cursor, show, status, wait_journal
+
+    original = box.read(CONF)
+    waiter, caller = pair(lambda: box.connect(PORT))
+    try:
+        converse(waiter, caller)
+        pid = show(box, "turnchat.service", "MainPID")
+        since = cursor(box)
+        box.run(["sed", "-i", f's/^\\( *name = \\)"turnchatd";/\\1"{name}";/', CONF])
+        assert f'name = "{name}";' in box.read(CONF)
+        result = box.run(["systemctl", "reload", "turnchat.service"], check=False)
+        assert result.returncode == 0, (result.stdout + result.stderr + "\n"
+                                        + status(box))
+        # The reload is a signal: the daemon says when it has read the file.
+        wait_journal(box, since, "configuration reloaded")
+        assert show(box, "turnchat.service", "MainPID") == pid
+        converse(waiter, caller, ["still here?", "still here."])
+        newcomer = Line(box.connect(PORT))
+        try:
+            assert newcomer.line() == f"HELLO turnchat 1 {name}"
+        finally:
+            newcomer.close()
+        caller.send("/q")
+        assert caller.line() == "BYE quit"
+        assert waiter.line() == "BYE peer-quit"
+    finally:
+        waiter.close()
+        caller.close()
+        box.write(CONF, original)
+        box.run(["systemctl", "try-reload-or-restart", "turnchat.service"], check=False)
+
+
 def boot(box_class=container.Container, **kw):
     """A booted fresh copy of the system tests' cached Debian 12 root, as a
     generator for a fixture: it is powered off and removed afterwards."""

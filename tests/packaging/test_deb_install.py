@@ -1,8 +1,9 @@
 """The .deb files installed with apt in a booted Debian 12 container (the
 system tests' harness): client alone, then the daemon, whose socket listens
 with no further step; a conversation of two installed clients; the
-journal; a local edit of /etc/turnchat.conf surviving an upgrade and a
-reinstall; and purge leaving nothing behind.
+journal; `systemctl reload` on this minimal system (no procps); a local
+edit of /etc/turnchat.conf surviving an upgrade and a reinstall; and purge
+leaving nothing behind.
 
 The tests run in order and share one container, each step building on the
 one before, as a person installing the packages would."""
@@ -16,7 +17,7 @@ import time
 import pytest
 
 from client import Line, wait_until
-from conftest import boot
+from conftest import boot, check_reload
 from guest import PORT, cursor, wait_journal
 
 DEBS = "/var/tmp/turnchat-debs"  # /tmp is a fresh tmpfs inside
@@ -154,6 +155,15 @@ def test_two_installed_clients_converse(box):
 def test_journal_shows_the_daemon(box):
     out = box.run(["journalctl", "-u", "turnchat.service", "--no-pager", "-o", "cat"]).stdout
     assert "ready" in out and "connection from" in out, out
+
+
+def test_reload_after_install(box):
+    """`systemctl reload turnchat` works on the system apt installed the
+    packages on, which has no procps (no /bin/kill): the pair goes on, a
+    newcomer sees the edited name."""
+    assert box.run(["test", "-e", "/bin/kill"], check=False).returncode != 0, \
+        "the container has /bin/kill: it no longer proves reload needs nothing more"
+    check_reload(box)
 
 
 def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):

@@ -1,6 +1,7 @@
 """The .rpm files, built by packaging/build-rpm from a clean clone: rpmlint,
 file lists, %config(noreplace), dependencies and scriptlets; then installed
-with `rpm -i --nodeps` into a fresh copy of the container root and booted.
+with `rpm -i --nodeps` into a fresh copy of the container root and booted:
+two people converse, `systemctl reload` works, `rpm -e` removes it all.
 
 The container has no rpm of its own (Debian 12's rpm would pull perl and
 ICU into every system test's root), so the host's rpm installs into the
@@ -15,7 +16,7 @@ import pytest
 
 import container
 from client import converse, pair
-from conftest import REPO, boot, need, project_version, run
+from conftest import REPO, boot, check_reload, need, project_version, run
 from guest import PORT, cursor, wait_journal
 
 SPEC = os.path.join(REPO, "packaging", "rpm", "turnchat.spec")
@@ -151,6 +152,13 @@ def test_installed_rpm_socket_listens(rpmbox):
     wait_journal(box, since, "paired in room 'lobby'")
     out = box.run(["turnchat", "--version"]).stdout.strip()
     assert out == f"turnchat {project_version()}"
+
+
+def test_installed_rpm_reloads(rpmbox):
+    """`systemctl reload turnchat` works where the .rpm was installed (no
+    procps there): the pair goes on, a newcomer sees the edited name."""
+    assert rpmbox.run(["test", "-e", "/bin/kill"], check=False).returncode != 0
+    check_reload(rpmbox)
 
 
 def test_erased_rpm_leaves_no_unit(rpmbox):
