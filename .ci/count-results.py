@@ -42,7 +42,7 @@ for build in args:
 
 for build, result in results:
     ok = result["result"] in ("OK", "EXPECTEDFAIL")
-    if result["name"].split(" / ")[-1] in ("e2e", "system", "packaging"):
+    if result["name"].split(" / ")[-1] in ("e2e", "system", "packaging", "fresh"):
         junit = os.path.join(build, result["name"].split(" / ")[-1] + "-junit.xml")
         try:
             suite = ET.parse(junit).getroot()
