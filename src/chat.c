@@ -212,6 +212,7 @@ static void end_with_bye(struct chat *chat, const struct server_line *line)
 		 EX_UNAVAILABLE},
 		{"join-timeout", "The server gave up waiting for you to join.", 1},
 		{"too-slow", "You were not reading fast enough; the server let you go.", 1},
+		{"flood", "You sent far too many lines too fast; the server let you go.", 1},
 	};
 	const char *peer = chat->peer[0] ? chat->peer : "your partner";
 

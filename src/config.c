@@ -327,6 +327,10 @@ static const struct key keys[] = {
 	  0, CONFIG_EXIT_IDLE_MAX, NULL },
 	{ "server", "max_per_address", KEY_UNSIGNED, FIELD(server.max_per_address),
 	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
+	{ "server", "max_waiting_per_address", KEY_UNSIGNED,
+	  FIELD(server.max_waiting_per_address), 1, CONFIG_MAX_CLIENTS_MAX, NULL },
+	{ "server", "ipv6_prefix", KEY_UNSIGNED, FIELD(server.ipv6_prefix),
+	  CONFIG_IPV6_PREFIX_MIN, 128, NULL },
 	{ "server", "join_timeout", KEY_UNSIGNED, FIELD(server.join_timeout),
 	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
 	{ "server", "max_queue", KEY_SIZE, FIELD(server.max_queue),
@@ -393,6 +397,8 @@ void config_set_defaults(struct config *cfg)
 	cfg->server.idle_timeout = 3600;
 	cfg->server.exit_idle = 300;
 	cfg->server.max_per_address = 32;
+	cfg->server.max_waiting_per_address = 4;
+	cfg->server.ipv6_prefix = 48;
 	cfg->server.join_timeout = 60;
 	cfg->server.max_queue = 256 * 1024;
 	cfg->server.slow_timeout = 30;

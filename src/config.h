@@ -21,6 +21,7 @@
 #define CONFIG_MAX_QUEUE_MIN 16384
 #define CONFIG_MAX_QUEUE_MAX (64 * 1024 * 1024)
 #define CONFIG_RATE_MAX 1000000
+#define CONFIG_IPV6_PREFIX_MIN 16
 
 enum log_target {
 	LOG_TARGET_AUTO,   /* stderr with -f, syslog otherwise */
@@ -38,7 +39,9 @@ struct server_config {
 	unsigned idle_timeout;     /* seconds without a line in a conversation; 0 = never */
 	unsigned exit_idle;        /* seconds with nobody connected before exiting, when a
 				      service manager can start us again; 0 = never */
-	unsigned max_per_address;  /* connections from one IPv4 address or IPv6 /64 */
+	unsigned max_per_address;  /* connections from one IPv4 address or IPv6 prefix */
+	unsigned max_waiting_per_address; /* of those, how many may wait in rooms at once */
+	unsigned ipv6_prefix;      /* bits of an IPv6 address that make it one address */
 	unsigned join_timeout;     /* seconds to /join after connecting; 0 = never */
 	size_t max_queue;          /* bytes of unsent output one connection may hold */
 	unsigned slow_timeout;     /* seconds a reader may make no progress with output waiting */

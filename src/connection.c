@@ -13,6 +13,9 @@
 
 /* Large reads let one syscall carry many lines under load. */
 #define CONNECTION_READ_CHUNK 16384
+/* Reads per readiness event: a peer that sends without pause must not keep
+ * the loop from everyone else (level-triggered: the rest is read next pass). */
+#define CONNECTION_READS_PER_EVENT 4
 
 enum connection_state {
 	CONNECTION_OPEN,
@@ -30,6 +33,8 @@ struct connection {
 	struct buffer output;
 	struct framer framer;
 	size_t max_line;
+	size_t output_limit; /* the cap in force; output.limit exceeds it only
+				until a queue from before a lowering drains */
 	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
 	bool paused;    /* backpressure: no lines delivered, nothing read */
 	bool notify_drained;
@@ -74,6 +79,7 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 		return NULL;
 	conn->fd = fd;
 	conn->max_line = max_line;
+	conn->output_limit = output_limit;
 	conn->handler = handler;
 	conn->ctx = ctx;
 	conn->events = EPOLLIN;
@@ -99,10 +105,31 @@ void connection_destroy(struct connection *conn)
 	free(conn);
 }
 
-void connection_set_max_line(struct connection *conn, size_t max_line)
+static void deliver_lines(struct connection *conn, bool at_eof);
+
+void connection_set_limits(struct connection *conn, size_t max_line, size_t output_limit)
 {
+	size_t queued = buffer_length(&conn->output);
+
+	conn->output_limit = output_limit;
+	if (conn->state != CONNECTION_ABORTED)
+		/* Never below what waits: room stays for the goodbye, at least. */
+		conn->output.limit = queued > output_limit / 2 ? queued + output_limit : output_limit;
 	conn->max_line = max_line;
 	conn->input.limit = input_limit(max_line);
+	/* A partial line may now be too long: frame it again by the new rule. */
+	if (conn->state == CONNECTION_OPEN && !conn->paused && buffer_length(&conn->input) > 0)
+		deliver_lines(conn, false);
+}
+
+bool connection_backlogged(const struct connection *conn)
+{
+	return buffer_length(&conn->output) > conn->output.limit / 2;
+}
+
+bool connection_is_aborted(const struct connection *conn)
+{
+	return conn->state == CONNECTION_ABORTED;
 }
 
 struct buffer *connection_output(struct connection *conn)
@@ -149,8 +176,6 @@ void connection_trim(struct connection *conn)
 	buffer_trim(&conn->input);
 	buffer_trim(&conn->output);
 }
-
-static void deliver_lines(struct connection *conn, bool at_eof);
 
 void connection_pause_reading(struct connection *conn, bool paused)
 {
@@ -205,6 +230,8 @@ void connection_abort(struct connection *conn)
 		conn->closing_since = event_now_ms();
 	conn->state = CONNECTION_ABORTED;
 	buffer_release(&conn->output);
+	/* Whatever its owner still appends fails at once and costs nothing. */
+	conn->output.limit = 0;
 	unmark_pending(conn);
 	/* The socket reports readable at once; on_end then runs from the loop,
 	 * never from under the caller's feet. */
@@ -273,7 +300,7 @@ static char read_scratch[CONNECTION_READ_CHUNK];
 /* Returns false when the connection has ended (the owner has been told). */
 static bool read_input(struct connection *conn)
 {
-	for (;;) {
+	for (int reads = 1;; reads++) {
 		bool direct = buffer_length(&conn->input) == 0;
 		size_t room = sizeof(read_scratch);
 		char *dst = direct ? read_scratch
@@ -297,7 +324,7 @@ static bool read_input(struct connection *conn)
 			}
 			if (conn->state != CONNECTION_OPEN || conn->paused)
 				return true;
-			if ((size_t)n < room)
+			if ((size_t)n < room || reads == CONNECTION_READS_PER_EVENT)
 				return true;
 			continue;
 		}
@@ -320,9 +347,10 @@ static bool read_input(struct connection *conn)
 /* After we started closing, input is only drained to see the peer's EOF. */
 static bool discard_input(struct connection *conn)
 {
-	char scratch[4096];
-	for (;;) {
-		ssize_t n = read(conn->fd, scratch, sizeof(scratch));
+	for (int reads = 1;; reads++) {
+		ssize_t n = read(conn->fd, read_scratch, sizeof(read_scratch));
+		if (n > 0 && reads == CONNECTION_READS_PER_EVENT)
+			return true;
 		if (n > 0)
 			continue;
 		if (n < 0 && errno == EAGAIN && conn->state != CONNECTION_ABORTED)
@@ -360,6 +388,10 @@ static bool write_output(struct connection *conn)
 		}
 		buffer_consume(&conn->output, (size_t)n);
 		conn->last_progress = event_now_ms();
+		/* A cap lowered by a reload takes hold once the old queue is down. */
+		if (conn->output.limit > conn->output_limit &&
+		    buffer_length(&conn->output) <= conn->output_limit / 2)
+			conn->output.limit = conn->output_limit;
 	}
 	if (conn->state == CONNECTION_FLUSHING && conn->peer_eof) {
 		conn->handler->on_end(conn->ctx, CONNECTION_DONE);

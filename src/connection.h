@@ -37,7 +37,13 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 				     const struct connection_handler *handler, void *ctx);
 void connection_destroy(struct connection *conn);
 
-void connection_set_max_line(struct connection *conn, size_t max_line);
+/*
+ * Puts new limits in force (a reload). A partial line already longer than
+ * the new max_line is refused through on_too_long and its rest discarded;
+ * output already queued beyond a lowered cap stays and is written, and the
+ * cap takes hold once the queue has drained to half of it.
+ */
+void connection_set_limits(struct connection *conn, size_t max_line, size_t output_limit);
 
 /* Where the owner appends its lines; call connection_flush afterwards. */
 struct buffer *connection_output(struct connection *conn);
@@ -60,6 +66,10 @@ void connection_abort(struct connection *conn);
 /* Stops taking lines (and reading) until resumed: backpressure. Resuming
  * delivers the lines already read at once. */
 void connection_pause_reading(struct connection *conn, bool paused);
+/* True when more than half of its output cap waits: it is not keeping up. */
+bool connection_backlogged(const struct connection *conn);
+/* True once aborted: nothing appended to its output is ever written. */
+bool connection_is_aborted(const struct connection *conn);
 /* Asks for one on_drained call when the output queue is next empty. */
 void connection_notify_drained(struct connection *conn);
 /* Since when output has waited without any of it being written; 0 if none waits. */

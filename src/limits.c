@@ -28,7 +28,8 @@ bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64
 	return true;
 }
 
-void address_key_from(struct address_key *key, const struct sockaddr *addr)
+void address_key_from(struct address_key *key, const struct sockaddr *addr,
+		      unsigned ipv6_prefix)
 {
 	memset(key, 0, sizeof(*key));
 	key->bytes[0] = (uint8_t)addr->sa_family;
@@ -41,7 +42,11 @@ void address_key_from(struct address_key *key, const struct sockaddr *addr)
 			key->bytes[0] = AF_INET;
 			memcpy(key->bytes + 1, a->s6_addr + 12, 4);
 		} else {
-			memcpy(key->bytes + 1, a->s6_addr, 8);
+			unsigned whole = ipv6_prefix > 128 ? 16 : ipv6_prefix / 8;
+			memcpy(key->bytes + 1, a->s6_addr, whole);
+			if (whole < 16 && ipv6_prefix % 8)
+				key->bytes[1 + whole] =
+					(uint8_t)(a->s6_addr[whole] & (0xff00u >> (ipv6_prefix % 8)));
 		}
 	}
 }

@@ -1,8 +1,8 @@
 /*
  * limits: the pure bookkeeping behind the daemon's per-connection and
- * per-address limits: a token bucket for the line rate, and a count of
- * connections per address (per IPv6 /64, since one host may hold a whole
- * /64). No I/O; the session module applies them.
+ * per-address limits: a token bucket for the line rate, and counts per
+ * address (per IPv6 prefix, server.ipv6_prefix bits, since one site may
+ * hold a whole /48). No I/O; the server and session modules apply them.
  */
 #ifndef TURNCHAT_LIMITS_H
 #define TURNCHAT_LIMITS_H
@@ -20,12 +20,14 @@ void rate_start(struct rate_bucket *bucket, unsigned burst, uint64_t now_ms);
 /* Takes one line's token if there is one; rate 0 means no limit. */
 bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64_t now_ms);
 
-/* What counts as one address: IPv4 as is, IPv6 by its /64; Unix sockets are one. */
+/* What counts as one address: IPv4 as is, IPv6 by its first ipv6_prefix
+ * bits; Unix sockets are all one. */
 struct address_key {
-	uint8_t bytes[9]; /* family tag, then up to 8 bytes */
+	uint8_t bytes[17]; /* family tag, then up to 16 bytes */
 };
 
-void address_key_from(struct address_key *key, const struct sockaddr *addr);
+void address_key_from(struct address_key *key, const struct sockaddr *addr,
+		      unsigned ipv6_prefix);
 
 struct address_counts;
 

@@ -43,6 +43,7 @@ static const char *const bye_names[] = {
 	[BYE_ADDRESS_LIMIT] = "address-limit",
 	[BYE_JOIN_TIMEOUT] = "join-timeout",
 	[BYE_TOO_SLOW] = "too-slow",
+	[BYE_FLOOD] = "flood",
 	[BYE_PROTOCOL] = "protocol",
 };
 

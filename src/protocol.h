@@ -114,6 +114,7 @@ enum bye_reason {
 	BYE_ADDRESS_LIMIT,
 	BYE_JOIN_TIMEOUT,
 	BYE_TOO_SLOW,
+	BYE_FLOOD,    /* kept sending far past the rate limit */
 	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
 };
 

@@ -23,7 +23,8 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 	server->config = *config;
 	server->pairing = pairing_create();
 	server->addresses = address_counts_create();
-	if (server->pairing == NULL || server->addresses == NULL)
+	server->waiting = address_counts_create();
+	if (server->pairing == NULL || server->addresses == NULL || server->waiting == NULL)
 		return -1;
 	event_set_tick(loop, 1000, server_tick, server);
 	return 0;
@@ -35,6 +36,8 @@ void server_finish(struct server *server)
 	server->pairing = NULL;
 	address_counts_destroy(server->addresses);
 	server->addresses = NULL;
+	address_counts_destroy(server->waiting);
+	server->waiting = NULL;
 }
 
 void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
@@ -43,10 +46,11 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	bool full = server->clients >= server->config.server.max_clients;
 	struct address_key key;
 
-	address_key_from(&key, addr);
+	address_key_from(&key, addr, server->config.server.ipv6_prefix);
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
-	struct session *session = from_address ? session_create(server, fd, addr, addr_len) : NULL;
+	struct session *session =
+		from_address ? session_create(server, fd, addr, addr_len, &key) : NULL;
 	if (session == NULL) {
 		if (from_address)
 			address_counts_remove(server->addresses, &key);
@@ -106,9 +110,14 @@ bool server_idle(const struct server *server)
 	return server->sessions == NULL;
 }
 
+/*
+ * Everyone connected takes the new limits; nobody is dropped for them (a
+ * lowered max_clients or max_per_address only turns newcomers away).
+ */
 void server_apply_config(struct server *server, const struct config *config)
 {
 	server->config = *config;
 	for (struct session *session = server->sessions; session; session = session->next)
-		connection_set_max_line(session->conn, config->server.max_line);
+		connection_set_limits(session->conn, config->server.max_line,
+				      config->server.max_queue);
 }

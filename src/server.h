@@ -20,6 +20,7 @@ struct server {
 	struct config config;
 	struct pairing *pairing;
 	struct address_counts *addresses; /* connections per address, for max_per_address */
+	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct session *sessions; /* every open connection, a doubly linked list */
 	unsigned clients;         /* sessions not yet closing */
 	unsigned conversations;

@@ -16,6 +16,12 @@
 
 /* How long a closing connection may take to read its last lines. */
 #define SESSION_CLOSE_GRACE_MS 5000
+/* Refused lines are logged one summary per connection per window, so no
+ * client can buy log lines; and one refused for the rate more than
+ * SESSION_FLOOD_FACTOR times rate_burst in a window is not typing, it is
+ * flooding. A paste of a few hundred lines stays well under that. */
+#define SESSION_REFUSAL_WINDOW_MS 10000
+#define SESSION_FLOOD_FACTOR 10
 
 static const char *const help_lines[] = {
 	"Commands: /name NAME, /mode turns|free, /join [ROOM], /help, /q",
@@ -42,7 +48,7 @@ const char *session_address(const struct session *session, char *text, size_t si
 }
 
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len)
+			       socklen_t addr_len, const struct address_key *key)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -54,7 +60,9 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	session->mode = server->config.server.default_mode;
 	strcpy(session->name, "guest");
 	peer_address_set(&session->peer, addr, addr_len);
+	session->key = *key;
 	session->connected_ms = event_now_ms();
+	session->refused.since = session->connected_ms;
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
 					  server->config.server.max_queue, &session_handler, session);
@@ -73,15 +81,16 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	return session;
 }
 
-/* Past half its queue, a connection is not keeping up. */
 bool session_backlogged(const struct session *session)
 {
-	return buffer_length(connection_output(session->conn)) >
-	       session->server->config.server.max_queue / 2;
+	return connection_backlogged(session->conn);
 }
 
 void session_queued(struct session *session, int rc)
 {
+	/* Dropped already: its ending is logged once, when the loop ends it. */
+	if (connection_is_aborted(session->conn))
+		return;
 	if (rc < 0) {
 		/* Backpressure keeps queues under half; a full one means the
 		 * peer sent nothing we could hold back. Drop it, never the line
@@ -111,12 +120,19 @@ static void session_drained(void *ctx)
 		connection_pause_reading(session->conn, false);
 }
 
+/* Leaves the room it waits in, and its address's count of waiters. */
+static void stop_waiting(struct session *session)
+{
+	pairing_leave(session->server->pairing, session->room, session);
+	address_counts_remove(session->server->waiting, &session->key);
+}
+
 void session_bye(struct session *session, enum bye_reason reason, const char *text)
 {
 	if (session->state == SESSION_CLOSING)
 		return;
 	if (session->state == SESSION_WAITING)
-		pairing_leave(session->server->pairing, session->room, session);
+		stop_waiting(session);
 	session->state = SESSION_CLOSING;
 	session->conversation = NULL;
 	session->server->clients--;
@@ -124,10 +140,54 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 	connection_close_after_flush(session->conn);
 }
 
+/* Ends this person's part for reason; a partner hears peer-lost. */
+static void session_expel(struct session *session, enum bye_reason reason)
+{
+	if (session->state == SESSION_PAIRED)
+		relay_end(session->conversation, session, reason, true, BYE_PEER_LOST);
+	else
+		session_bye(session, reason, NULL);
+}
+
+/* The summary of what the window refused beyond its first line. */
+static void log_refusals(struct session *session)
+{
+	struct refusals *r = &session->refused;
+
+	if (r->unlogged == 0)
+		return;
+	log_info("#%lu %s: refused %u more line%s within %u seconds (the last: %s)", session->id,
+		 session->name, r->unlogged, r->unlogged == 1 ? "" : "s",
+		 SESSION_REFUSAL_WINDOW_MS / 1000, protocol_error_name(r->last));
+	r->unlogged = 0;
+}
+
 void session_refuse(struct session *session, enum error_code code)
 {
-	log_info("#%lu %s: refused a line: %s", session->id, session->name,
-		 protocol_error_name(code));
+	unsigned burst = session->server->config.server.rate_burst;
+	struct refusals *r = &session->refused;
+	uint64_t now = event_now_ms();
+
+	if (now - r->since >= SESSION_REFUSAL_WINDOW_MS) {
+		log_refusals(session);
+		*r = (struct refusals){.since = now};
+	}
+	if (code == ERR_RATE_LIMITED && ++r->rate_limited > SESSION_FLOOD_FACTOR * burst) {
+		log_refusals(session);
+		log_notice("#%lu %s (%s): over %u lines past the rate limit within %u seconds; "
+			   "ending the connection",
+			   session->id, session->name, SESSION_WHERE(session),
+			   SESSION_FLOOD_FACTOR * burst, SESSION_REFUSAL_WINDOW_MS / 1000);
+		session_expel(session, BYE_FLOOD);
+		return;
+	}
+	if (r->logged++ == 0) {
+		log_info("#%lu %s: refused a line: %s", session->id, session->name,
+			 protocol_error_name(code));
+	} else {
+		r->unlogged++;
+		r->last = code;
+	}
 	session_queued(session, protocol_append_error(connection_output(session->conn), code, NULL));
 }
 
@@ -143,6 +203,21 @@ static void join(struct session *session, const char *room, size_t room_len)
 
 	struct session *waiter = pairing_meet(server->pairing, session->room, session, &error);
 	if (waiter == NULL && error == 0) {
+		/* Waiting is the cheapest way to hold a slot: a few addresses
+		 * waiting in many rooms could leave no one else a place. */
+		unsigned waiting = address_counts_add(server->waiting, &session->key);
+		if (waiting == 0 || waiting > server->config.server.max_waiting_per_address) {
+			if (waiting)
+				address_counts_remove(server->waiting, &session->key);
+			pairing_leave(server->pairing, session->room, session);
+			log_notice("#%lu %s (%s) refused: %u people from this address waiting is the "
+				   "limit (max_waiting_per_address)",
+				   session->id, session->name, SESSION_WHERE(session),
+				   server->config.server.max_waiting_per_address);
+			session_bye(session, BYE_ADDRESS_LIMIT,
+				    "Too many people from your address are waiting; try later");
+			return;
+		}
 		session->state = SESSION_WAITING;
 		log_info("#%lu %s (%s) waits in room '%s'", session->id, session->name,
 			 SESSION_WHERE(session), session->room);
@@ -150,6 +225,8 @@ static void join(struct session *session, const char *room, size_t room_len)
 			       protocol_append_waiting(connection_output(session->conn), session->room));
 		return;
 	}
+	if (waiter)
+		address_counts_remove(server->waiting, &waiter->key);
 	if (waiter == NULL || relay_start(waiter, session, waiter->mode) < 0) {
 		log_warnx("#%lu: out of memory while joining", session->id);
 		if (waiter)
@@ -232,16 +309,15 @@ static void session_end(void *ctx, enum connection_end end)
 		log_info("#%lu %s (%s): connection %s", session->id, session->name,
 			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost");
 		if (session->state == SESSION_WAITING)
-			pairing_leave(server->pairing, session->room, session);
+			stop_waiting(session);
 		if (session->state == SESSION_PAIRED)
 			relay_end(session->conversation, session, BYE_PEER_LOST, false,
 				  BYE_PEER_LOST);
 		server->clients--;
 	}
+	log_refusals(session);
 	log_debug("#%lu disconnected", session->id);
-	struct address_key key;
-	address_key_from(&key, &session->peer.sa);
-	address_counts_remove(server->addresses, &key);
+	address_counts_remove(server->addresses, &session->key);
 	if (session->prev)
 		session->prev->next = session->next;
 	else
@@ -259,6 +335,8 @@ void session_tick(struct session *session, uint64_t now)
 	uint64_t stalled = connection_stalled_since(session->conn);
 
 	connection_trim(session->conn);
+	if (session->refused.unlogged && now - session->refused.since >= SESSION_REFUSAL_WINDOW_MS)
+		log_refusals(session);
 	if (closing) {
 		/* When stopping, the service manager is waiting on us: be brief. */
 		uint64_t grace = session->server->stopping ? 1000 : SESSION_CLOSE_GRACE_MS;
@@ -276,9 +354,6 @@ void session_tick(struct session *session, uint64_t now)
 	if (stalled && now - stalled >= (uint64_t)cfg->slow_timeout * 1000) {
 		log_notice("#%lu %s: read nothing for %u seconds with output waiting; dropping",
 			   session->id, session->name, cfg->slow_timeout);
-		if (session->state == SESSION_PAIRED)
-			relay_end(session->conversation, session, BYE_TOO_SLOW, true, BYE_PEER_LOST);
-		else
-			session_bye(session, BYE_TOO_SLOW, NULL);
+		session_expel(session, BYE_TOO_SLOW);
 	}
 }

@@ -143,6 +143,7 @@ static int open_sockets(struct daemon *daemon)
 /*
  * Started as root (from a shell or inetd), keep nothing of it once the
  * sockets are open: become the configured user and group for good.
+ * Returns 1 once done, 0 when not root, -1 on failure (logged).
  */
 static int drop_privileges(const struct server_config *cfg)
 {
@@ -168,7 +169,7 @@ static int drop_privileges(const struct server_config *cfg)
 		return -1;
 	}
 	log_info("running as user '%s' and group '%s'", cfg->user, cfg->group);
-	return 0;
+	return 1;
 }
 
 /* inetd makes the listening socket fds 0, 1 and 2: keep stray output off it. */
@@ -183,9 +184,35 @@ static void detach_stdio_from_socket(void)
 	close(null);
 }
 
+/*
+ * Started as root, the daemon reads its config as root but every reload
+ * reads it as server.user: find out now, not at the first SIGHUP. Call
+ * after dropping privileges. Returns the number of errors it reported.
+ */
+static int check_readable_after_drop(const struct daemon *daemon,
+				     const struct server_config *cfg, bool to_log)
+{
+	struct config again;
+	int errors = read_config(daemon, &again, to_log);
+
+	if (errors > 0) {
+		char why[512];
+		snprintf(why, sizeof(why),
+			 "as user '%s' the configuration cannot be read again: every reload "
+			 "(SIGHUP) will fail until %s and what it includes are readable by '%s'",
+			 cfg->user, daemon->config_path, cfg->user);
+		if (to_log)
+			log_warnx("%s", why);
+		else
+			fprintf(stderr, "turnchatd: warning: %s\n", why);
+	}
+	return errors;
+}
+
 /* The loop's bookkeeping between events: status, watchdog, idle exit. */
 struct housekeeping {
 	uint64_t last_resume;
+	uint64_t last_status;
 	uint64_t last_watchdog;
 	uint64_t watchdog_ms;
 	uint64_t idle_since;
@@ -200,9 +227,13 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server->conversations,
 			      server->clients};
 
-	if (memcmp(status, h->status, sizeof(status)) != 0) {
+	/* At most once a second: under churn the counts change every pass, and
+	 * each STATUS= is a datagram to the service manager. The server's tick
+	 * wakes the loop each second, so the last change is never held back long. */
+	if (memcmp(status, h->status, sizeof(status)) != 0 && now - h->last_status >= 1000) {
 		memcpy(h->status, status, sizeof(status));
 		activation_status(status[0], status[1], status[2]);
+		h->last_status = now;
 	}
 	if (h->watchdog_ms && now - h->last_watchdog >= h->watchdog_ms) {
 		activation_watchdog();
@@ -274,6 +305,14 @@ int main(int argc, char **argv)
 
 	int errors = read_config(&daemon, &cfg, false);
 	if (test_only) {
+		/* As root, check what the daemon would meet once it is the user. */
+		if (errors == 0 && geteuid() == 0) {
+			log_init("turnchatd", true, LOG_DAEMON, LOG_WARNING);
+			if (drop_privileges(&cfg.server) < 0)
+				errors++;
+			else
+				check_readable_after_drop(&daemon, &cfg.server, false);
+		}
 		if (errors == 0)
 			printf("configuration OK\n");
 		else
@@ -296,9 +335,12 @@ int main(int argc, char **argv)
 	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
 		fatal("cannot set up the event loop");
 	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
+	int dropped = -1;
 	if (daemon.listener == NULL || open_sockets(&daemon) < 0 ||
-	    drop_privileges(&cfg.server) < 0)
+	    (dropped = drop_privileges(&cfg.server)) < 0)
 		goto out;
+	if (dropped)
+		check_readable_after_drop(&daemon, &cfg.server, true);
 	if (daemon.managed && !to_stderr)
 		detach_stdio_from_socket();
 	if (event_add_signal(daemon.loop, SIGTERM, on_stop_signal, &daemon) < 0 ||

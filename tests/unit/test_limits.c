@@ -44,14 +44,19 @@ static void key_v4(struct address_key *key, const char *text)
 {
 	struct sockaddr_in sin = {.sin_family = AF_INET};
 	inet_pton(AF_INET, text, &sin.sin_addr);
-	address_key_from(key, (struct sockaddr *)&sin);
+	address_key_from(key, (struct sockaddr *)&sin, 48);
+}
+
+static void key_v6_prefix(struct address_key *key, const char *text, unsigned prefix)
+{
+	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
+	inet_pton(AF_INET6, text, &sin6.sin6_addr);
+	address_key_from(key, (struct sockaddr *)&sin6, prefix);
 }
 
 static void key_v6(struct address_key *key, const char *text)
 {
-	struct sockaddr_in6 sin6 = {.sin6_family = AF_INET6};
-	inet_pton(AF_INET6, text, &sin6.sin6_addr);
-	address_key_from(key, (struct sockaddr *)&sin6);
+	key_v6_prefix(key, text, 48);
 }
 
 static void test_address_keys(void **state)
@@ -61,11 +66,21 @@ static void test_address_keys(void **state)
 	key_v4(&a, "192.0.2.1");
 	key_v4(&b, "192.0.2.2");
 	assert_memory_not_equal(&a, &b, sizeof(a));
-	/* One IPv6 /64 is one address; another /64 is another. */
+	/* By default one IPv6 /48 is one address; another /48 is another. */
 	key_v6(&a, "2001:db8:1:2::1");
-	key_v6(&b, "2001:db8:1:2:ffff::9");
+	key_v6(&b, "2001:db8:1:ffff:ffff::9");
 	assert_memory_equal(&a, &b, sizeof(a));
-	key_v6(&b, "2001:db8:1:3::1");
+	key_v6(&b, "2001:db8:2::1");
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* A prefix that ends inside a byte: /52 keeps the top 4 bits of the 7th. */
+	key_v6_prefix(&a, "2001:db8:1:0fff::1", 52);
+	key_v6_prefix(&b, "2001:db8:1:0000::2", 52);
+	assert_memory_equal(&a, &b, sizeof(a));
+	key_v6_prefix(&b, "2001:db8:1:1000::1", 52);
+	assert_memory_not_equal(&a, &b, sizeof(a));
+	/* /128: every address on its own. */
+	key_v6_prefix(&a, "2001:db8::1", 128);
+	key_v6_prefix(&b, "2001:db8::2", 128);
 	assert_memory_not_equal(&a, &b, sizeof(a));
 	/* An IPv4 peer on a dual-stack socket is that IPv4 address. */
 	key_v4(&a, "192.0.2.7");

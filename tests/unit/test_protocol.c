@@ -278,7 +278,7 @@ static void test_names_of_codes(void **state)
 					   "busy",          "empty",       "rate-limited"};
 	static const char *const byes[] = {"quit", "peer-quit", "peer-lost", "shutdown",
 					   "idle", "server-full", "address-limit", "join-timeout",
-					   "too-slow", "protocol"};
+					   "too-slow", "flood", "protocol"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(errs); i++) {
