@@ -33,6 +33,7 @@ port = {port};
 server: {{
   max_clients = {max_clients};
   max_per_address = {per_address};
+  max_waiting_per_address = {per_address};
   join_timeout = {join_timeout};
   slow_timeout = {slow_timeout};
   max_queue = 65536;
