@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, TURNCHATD, Raw, free_port
+from conftest import TIMEOUT, TURNCHAT, TURNCHATD, Raw, free_port
 
 
 def reload(daemon, server_settings):
@@ -150,6 +150,11 @@ def test_check_refuses_a_huge_file_and_bad_includes_with_ex_config(tmp_path):
         assert run.returncode == 78, run.stderr
         assert f'{conf}:2: @include "{target}": is ' in run.stderr
         assert "flex" not in run.stderr
+        # The client reads the same files the same way.
+        run = subprocess.run([TURNCHAT, "-c", str(conf)], capture_output=True, text=True,
+                             timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+        assert run.returncode == 78, run.stderr
+        assert f'{conf}:2: @include "{target}": is ' in run.stderr
 
 
 # 3. One client floods the log -------------------------------------------------
