@@ -134,7 +134,7 @@ static void send_quit(struct chat *chat)
 	if (chat->quit_sent)
 		return;
 	chat->quit_sent = true;
-	chat->quit_sent_at = event_now_ms();
+	chat->quit_sent_at = event_now_ms(chat->loop);
 	set_turn(chat, UI_LEAVING);
 	send_queued(chat, protocol_append_command(connection_output(chat->conn), "q", NULL));
 }
@@ -385,11 +385,10 @@ int chat_run(int fd, const struct chat_options *options)
 
 	while (chat.state != CHAT_ENDED && chat.conn) {
 		ui_poll(chat.ui);
-		if (chat.quit_sent && event_now_ms() - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
+		if (chat.quit_sent && event_now_ms(chat.loop) - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
 			fprintf(stderr, "turnchat: the server did not answer /q; leaving\n");
 			break;
 		}
-		connection_flush_pending();
 		event_loop_dispatch(chat.loop, chat.quit_sent ? 200 : -1);
 	}
 	if (chat.conn)

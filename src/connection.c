@@ -5,6 +5,7 @@
 #include "connection.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -39,8 +40,8 @@ struct connection {
 	bool paused;    /* backpressure: no lines delivered, nothing read */
 	bool notify_drained;
 	uint64_t last_progress; /* when output last moved, or started to wait */
-	struct connection *pending_prev, *pending_next; /* output to write this pass */
-	bool pending;
+	struct event_loop *loop;
+	struct event_deferred flush; /* output to write at the end of this pass */
 	uint64_t closing_since;
 	const struct connection_handler *handler;
 	void *ctx;
@@ -49,20 +50,14 @@ struct connection {
 static void connection_ready(int fd, uint32_t events, void *data);
 static bool write_output(struct connection *conn);
 
-static struct connection *pending_head;
-
-static void unmark_pending(struct connection *conn)
+/* The loop runs this once per pass for each connection given output: one
+ * send however many lines the pass queued. A failed write ends the
+ * connection through on_end; nothing here touches it afterwards. */
+static void flush_deferred(struct event_deferred *node)
 {
-	if (!conn->pending)
-		return;
-	if (conn->pending_prev)
-		conn->pending_prev->pending_next = conn->pending_next;
-	else
-		pending_head = conn->pending_next;
-	if (conn->pending_next)
-		conn->pending_next->pending_prev = conn->pending_prev;
-	conn->pending = false;
-	conn->pending_prev = conn->pending_next = NULL;
+	struct connection *conn = (struct connection *)((char *)node -
+							 offsetof(struct connection, flush));
+	write_output(conn);
 }
 
 static size_t input_limit(size_t max_line)
@@ -78,6 +73,8 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 	if (conn == NULL)
 		return NULL;
 	conn->fd = fd;
+	conn->loop = loop;
+	conn->flush.fn = flush_deferred;
 	conn->max_line = max_line;
 	conn->output_limit = output_limit;
 	conn->handler = handler;
@@ -97,7 +94,7 @@ void connection_destroy(struct connection *conn)
 {
 	if (conn == NULL)
 		return;
-	unmark_pending(conn);
+	event_defer_cancel(conn->loop, &conn->flush);
 	event_source_remove(conn->source);
 	close(conn->fd);
 	buffer_release(&conn->input);
@@ -149,26 +146,10 @@ void connection_flush(struct connection *conn)
 		return;
 	/* Ask for writability only while output waits: the loop then writes it
 	 * all in one call per pass, however many lines were queued. */
-	if (buffer_length(&conn->output) == 0 || conn->pending || (conn->events & EPOLLOUT))
+	if (buffer_length(&conn->output) == 0 || conn->flush.queued || (conn->events & EPOLLOUT))
 		return;
-	conn->last_progress = event_now_ms();
-	conn->pending = true;
-	conn->pending_prev = NULL;
-	conn->pending_next = pending_head;
-	if (pending_head)
-		pending_head->pending_prev = conn;
-	pending_head = conn;
-}
-
-void connection_flush_pending(void)
-{
-	while (pending_head) {
-		struct connection *conn = pending_head;
-		unmark_pending(conn);
-		/* A failed write ends the connection through on_end; nothing here
-		 * touches it afterwards. */
-		write_output(conn);
-	}
+	conn->last_progress = event_now_ms(conn->loop);
+	event_defer(conn->loop, &conn->flush);
 }
 
 void connection_trim(struct connection *conn)
@@ -214,7 +195,7 @@ void connection_close_after_flush(struct connection *conn)
 	if (conn->state != CONNECTION_OPEN)
 		return;
 	conn->state = CONNECTION_FLUSHING;
-	conn->closing_since = event_now_ms();
+	conn->closing_since = event_now_ms(conn->loop);
 	buffer_release(&conn->input);
 	if (buffer_length(&conn->output) == 0)
 		start_draining(conn);
@@ -227,12 +208,12 @@ void connection_abort(struct connection *conn)
 	if (conn->state == CONNECTION_ABORTED)
 		return;
 	if (conn->closing_since == 0)
-		conn->closing_since = event_now_ms();
+		conn->closing_since = event_now_ms(conn->loop);
 	conn->state = CONNECTION_ABORTED;
 	buffer_release(&conn->output);
 	/* Whatever its owner still appends fails at once and costs nothing. */
 	conn->output.limit = 0;
-	unmark_pending(conn);
+	event_defer_cancel(conn->loop, &conn->flush);
 	/* The socket reports readable at once; on_end then runs from the loop,
 	 * never from under the caller's feet. */
 	shutdown(conn->fd, SHUT_RDWR);
@@ -387,7 +368,7 @@ static bool write_output(struct connection *conn)
 			return false;
 		}
 		buffer_consume(&conn->output, (size_t)n);
-		conn->last_progress = event_now_ms();
+		conn->last_progress = event_now_ms(conn->loop);
 		/* A cap lowered by a reload takes hold once the old queue is down. */
 		if (conn->output.limit > conn->output_limit &&
 		    buffer_length(&conn->output) <= conn->output_limit / 2)

@@ -47,14 +47,10 @@ void connection_set_limits(struct connection *conn, size_t max_line, size_t outp
 
 /* Where the owner appends its lines; call connection_flush afterwards. */
 struct buffer *connection_output(struct connection *conn);
-/* Marks the output for writing at the end of this loop pass. */
+/* Has the loop write the output at the end of this pass: one send however
+ * many lines the pass queued; only what the kernel does not take at once
+ * waits for EPOLLOUT. */
 void connection_flush(struct connection *conn);
-/*
- * Writes every connection's marked output, one send per connection however
- * many lines it got this pass. The event loop's owner calls it before each
- * wait; only what the kernel does not take at once waits for EPOLLOUT.
- */
-void connection_flush_pending(void);
 /* Gives back the buffers' memory if both are empty: idle connections cost little. */
 void connection_trim(struct connection *conn);
 

@@ -40,11 +40,9 @@ struct event_loop {
 	event_tick_fn *tick_fn;
 	void *tick_data;
 	struct event_source *removed;
+	struct event_deferred *deferred; /* first of the queued deferred work */
+	uint64_t now; /* the clock as read after the last wait; 0 before one */
 };
-
-/* Read once per loop pass: every line asks for the time several times
- * (rates, idleness, stalls), and a millisecond clock needs no more. */
-static uint64_t now_cached;
 
 static uint64_t clock_ms(void)
 {
@@ -53,9 +51,46 @@ static uint64_t clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-uint64_t event_now_ms(void)
+uint64_t event_now_ms(const struct event_loop *loop)
 {
-	return now_cached ? now_cached : clock_ms();
+	return loop->now ? loop->now : clock_ms();
+}
+
+void event_defer(struct event_loop *loop, struct event_deferred *node)
+{
+	if (node->queued)
+		return;
+	node->queued = true;
+	node->prev = NULL;
+	node->next = loop->deferred;
+	if (loop->deferred)
+		loop->deferred->prev = node;
+	loop->deferred = node;
+}
+
+void event_defer_cancel(struct event_loop *loop, struct event_deferred *node)
+{
+	if (!node->queued)
+		return;
+	if (node->prev)
+		node->prev->next = node->next;
+	else
+		loop->deferred = node->next;
+	if (node->next)
+		node->next->prev = node->prev;
+	node->queued = false;
+	node->prev = node->next = NULL;
+}
+
+/* Each node is unqueued before it runs, so its fn may queue it again, or
+ * cancel and free any node, itself included. */
+static void run_deferred(struct event_loop *loop)
+{
+	while (loop->deferred) {
+		struct event_deferred *node = loop->deferred;
+		event_defer_cancel(loop, node);
+		node->fn(node);
+	}
 }
 
 struct event_loop *event_loop_create(void)
@@ -180,6 +215,7 @@ int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
 {
 	struct epoll_event events[EVENT_BATCH];
 
+	run_deferred(loop);
 	if (loop->tick_ms > 0) {
 		uint64_t now = clock_ms();
 		int until_tick = loop->next_tick > now ? (int)(loop->next_tick - now) : 0;
@@ -187,7 +223,7 @@ int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
 			timeout_ms = until_tick;
 	}
 	int n = epoll_wait(loop->epoll_fd, events, EVENT_BATCH, timeout_ms);
-	now_cached = clock_ms();
+	loop->now = clock_ms();
 	if (n < 0)
 		return errno == EINTR ? 0 : -1;
 	for (int i = 0; i < n; i++) {
@@ -195,8 +231,8 @@ int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
 		if (!source->removed)
 			source->fn(source->fd, events[i].events, source->data);
 	}
-	if (loop->tick_ms > 0 && event_now_ms() >= loop->next_tick) {
-		loop->next_tick = event_now_ms() + loop->tick_ms;
+	if (loop->tick_ms > 0 && loop->now >= loop->next_tick) {
+		loop->next_tick = loop->now + loop->tick_ms;
 		loop->tick_fn(loop->tick_data);
 	}
 	free_removed(loop);

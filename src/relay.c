@@ -18,7 +18,7 @@ int relay_start(struct session *waiter, struct session *caller, enum chat_mode m
 		return -1;
 	conversation->side[0] = waiter;
 	conversation->side[1] = caller;
-	conversation->last_line_ms = event_now_ms();
+	conversation->last_line_ms = event_now_ms(waiter->server->loop);
 	/* The caller speaks first, as the original client called the waiting server. */
 	turn_start(&conversation->turn, mode, 1);
 	for (int side = 0; side < 2; side++) {
@@ -48,7 +48,7 @@ void relay_message(struct session *from, const char *text, size_t len)
 		return;
 	}
 	turn_spoke(&conversation->turn, from->side);
-	conversation->last_line_ms = event_now_ms();
+	conversation->last_line_ms = event_now_ms(from->server->loop);
 	session_queued(to, protocol_append_msg(connection_output(to->conn), text, len));
 	/* The partner is behind: hold the sender's lines (in its socket, and in
 	 * TCP's window beyond) until the partner has read what it has. */

@@ -77,7 +77,7 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 static void server_tick(void *data)
 {
 	struct server *server = data;
-	uint64_t now = event_now_ms();
+	uint64_t now = event_now_ms(server->loop);
 	uint64_t idle_ms = (uint64_t)server->config.server.idle_timeout * 1000;
 
 	for (struct session *session = server->sessions, *next; session; session = next) {

@@ -61,7 +61,7 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	strcpy(session->name, "guest");
 	peer_address_set(&session->peer, addr, addr_len);
 	session->key = *key;
-	session->connected_ms = event_now_ms();
+	session->connected_ms = event_now_ms(server->loop);
 	session->refused.since = session->connected_ms;
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
@@ -166,7 +166,7 @@ void session_refuse(struct session *session, enum error_code code)
 {
 	unsigned burst = session->server->config.server.rate_burst;
 	struct refusals *r = &session->refused;
-	uint64_t now = event_now_ms();
+	uint64_t now = event_now_ms(session->server->loop);
 
 	if (now - r->since >= SESSION_REFUSAL_WINDOW_MS) {
 		log_refusals(session);
@@ -286,8 +286,8 @@ static void session_line(void *ctx, const char *line, size_t len)
 
 	protocol_parse_command(line, len, &command);
 	/* Leaving is never refused, however fast someone types. */
-	if (command.kind != CMD_QUIT &&
-	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst, event_now_ms())) {
+	if (command.kind != CMD_QUIT && !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
+						   event_now_ms(session->server->loop))) {
 		session_refuse(session, ERR_RATE_LIMITED);
 		return;
 	}

@@ -223,7 +223,7 @@ struct housekeeping {
 static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 {
 	struct server *server = &daemon->server;
-	uint64_t now = event_now_ms();
+	uint64_t now = event_now_ms(daemon->loop);
 	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server->conversations,
 			      server->clients};
 
@@ -351,11 +351,11 @@ int main(int argc, char **argv)
 		   cfg.host, cfg.port, protocol_mode_name(cfg.server.default_mode));
 	activation_ready();
 
-	struct housekeeping h = {.last_resume = event_now_ms(), .idle_since = event_now_ms(),
+	uint64_t started = event_now_ms(daemon.loop);
+	struct housekeeping h = {.last_resume = started, .idle_since = started,
 				 .watchdog_ms = activation_watchdog_interval_ms(),
 				 .status = {~0u, ~0u, ~0u}};
 	while (!(daemon.server.stopping && server_idle(&daemon.server))) {
-		connection_flush_pending();
 		if (event_loop_dispatch(daemon.loop, -1) < 0)
 			fatal("event loop");
 		if (housekeeping(&daemon, &h))

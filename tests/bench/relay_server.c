@@ -246,8 +246,8 @@ int relay_server_main(int argc, char **argv)
 		return 69;
 	}
 	fprintf(stderr, "relay-server ready on %s port %s\n", host, port);
-	uint64_t end = event_now_ms() + (uint64_t)(limit * 1000);
-	while (!stopping && event_now_ms() < end)
+	uint64_t end = event_now_ms(loop) + (uint64_t)(limit * 1000);
+	while (!stopping && event_now_ms(loop) < end)
 		event_loop_dispatch(loop, 1000);
 	return 0;
 }
