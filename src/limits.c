@@ -1,5 +1,5 @@
 /*
- * limits: called by session (rates) and server (addresses).
+ * limits: called by session (rates, refusals) and server (addresses).
  */
 #include "limits.h"
 
@@ -26,6 +26,34 @@ bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64
 		return false;
 	bucket->tokens_milli -= 1000;
 	return true;
+}
+
+enum refusal refusals_add(struct refusals *r, int code, bool for_rate, unsigned burst,
+			  uint64_t now_ms)
+{
+	if (now_ms - r->since >= REFUSAL_WINDOW_MS) {
+		/* What the caller did not sum up of the old window is added in. */
+		unsigned carried = r->unlogged;
+		*r = (struct refusals){.since = now_ms, .unlogged = carried, .last = r->last};
+	}
+	if (for_rate && ++r->rate_limited > REFUSAL_FLOOD_FACTOR * burst)
+		return REFUSAL_FLOOD;
+	if (r->logged++ == 0)
+		return REFUSAL_LOG;
+	r->unlogged++;
+	r->last = code;
+	return REFUSAL_COUNTED;
+}
+
+unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *last)
+{
+	unsigned n = r->unlogged;
+
+	if (n == 0 || (!force && now_ms - r->since < REFUSAL_WINDOW_MS))
+		return 0;
+	r->unlogged = 0;
+	*last = r->last;
+	return n;
 }
 
 void address_key_from(struct address_key *key, const struct sockaddr *addr,

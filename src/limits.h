@@ -20,6 +20,37 @@ void rate_start(struct rate_bucket *bucket, unsigned burst, uint64_t now_ms);
 /* Takes one line's token if there is one; rate 0 means no limit. */
 bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64_t now_ms);
 
+/*
+ * Lines refused on one connection, counted by window: the first of each
+ * window is logged on its own, the rest in one summary, so no client can buy
+ * log lines; and more than REFUSAL_FLOOD_FACTOR times rate_burst refused for
+ * the rate in one window is not typing but flooding (a paste of a few
+ * hundred lines stays well under it).
+ */
+#define REFUSAL_WINDOW_MS 10000
+#define REFUSAL_FLOOD_FACTOR 10
+
+struct refusals {
+	uint64_t since;        /* when the window began */
+	unsigned rate_limited; /* refused for the rate in it */
+	unsigned logged;       /* logged one by one in it */
+	unsigned unlogged;     /* refused in it and not yet summed up */
+	int last;              /* the code of the last one not logged */
+};
+
+enum refusal {
+	REFUSAL_LOG,     /* log this one on its own */
+	REFUSAL_COUNTED, /* counted for the summary */
+	REFUSAL_FLOOD,   /* end the connection */
+};
+
+/* Counts one refused line with code; for_rate when refused for the rate. */
+enum refusal refusals_add(struct refusals *r, int code, bool for_rate, unsigned burst,
+			  uint64_t now_ms);
+/* The lines to sum up (0: none) once their window is over, or at once with
+ * force; *last gets the code of the last of them. */
+unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *last);
+
 /* What counts as one address: IPv4 as is, IPv6 by its first ipv6_prefix
  * bits; Unix sockets are all one. */
 struct address_key {

@@ -1,7 +1,7 @@
 /*
  * protocol: framing, checking, parsing and formatting of turnchat v1 lines.
- * Called by the connection module (framing), the session (commands), the
- * relay (MSG) and the client (everything the server says).
+ * Called by the connection module (framing), the session (commands, and
+ * every line the daemon sends) and the client (everything the server says).
  */
 #include "protocol.h"
 
@@ -214,7 +214,7 @@ void protocol_parse_command(const char *line, size_t len, struct command *comman
 static int append_line(struct buffer *out, enum server_keyword keyword, const char *a,
 		       size_t a_len, const char *b, size_t b_len)
 {
-	/* On the relay's hot path (every MSG): one reservation, plain copies. */
+	/* On the daemon's hot path (every MSG): one reservation, plain copies. */
 	size_t kw_len = strlen(keywords[keyword]);
 	size_t total = kw_len + (a ? 1 + a_len : 0) + (b ? 1 + b_len : 0) + 1;
 

@@ -1,17 +1,15 @@
 /*
  * server: daemon-wide bookkeeping, called by turnchatd's main loop: new
  * connections from the listener, the once-a-second sweep for timeouts,
- * reloads and the orderly stop.
+ * reloads and the orderly stop; and by session.c, for every state change.
  */
 #include "server.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "relay.h"
 #include "session.h"
 
 static void server_tick(void *data);
@@ -78,16 +76,11 @@ static void server_tick(void *data)
 {
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
-	uint64_t idle_ms = (uint64_t)server->config.server.idle_timeout * 1000;
 
-	for (struct session *session = server->sessions, *next; session; session = next) {
-		next = session->next;
-		/* Each conversation is looked at once, from its first side; ending it
-		 * only queues BYEs, so no session disappears during this walk. */
-		if (session->state == SESSION_PAIRED && session->side == 0)
-			relay_check_idle(session->conversation, now, idle_ms);
+	/* Ending a conversation or a session here only queues BYEs and aborts:
+	 * sessions are freed from the loop, never during this walk. */
+	for (struct session *session = server->sessions; session; session = session->next)
 		session_tick(session, now);
-	}
 }
 
 void server_stop(struct server *server)
@@ -96,18 +89,48 @@ void server_stop(struct server *server)
 		return;
 	server->stopping = true;
 	log_notice("shutting down: %u clients, %u conversations", server->clients,
-		   server->conversations);
-	for (struct session *session = server->sessions; session; session = session->next) {
-		if (session->state == SESSION_PAIRED)
-			relay_end(session->conversation, NULL, BYE_SHUTDOWN, false, BYE_SHUTDOWN);
-		else
-			session_bye(session, BYE_SHUTDOWN, NULL);
-	}
+		   server_conversations(server));
+	for (struct session *session = server->sessions; session; session = session->next)
+		session_shutdown(session);
 }
 
 bool server_idle(const struct server *server)
 {
 	return server->sessions == NULL;
+}
+
+unsigned server_conversations(const struct server *server)
+{
+	return server->paired / 2;
+}
+
+static bool is_open(enum session_state state)
+{
+	return state != SESSION_GONE && state != SESSION_CLOSING;
+}
+
+void server_session_moved(struct server *server, struct session *session, int from_state)
+{
+	enum session_state from = (enum session_state)from_state, to = session->state;
+
+	if (from == SESSION_GONE) {
+		session->next = server->sessions;
+		if (server->sessions)
+			server->sessions->prev = session;
+		server->sessions = session;
+	}
+	server->clients += is_open(to) - is_open(from);
+	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
+	if (to == SESSION_GONE) {
+		/* Counted by server_accept before the session was made. */
+		address_counts_remove(server->addresses, &session->key);
+		if (session->prev)
+			session->prev->next = session->next;
+		else
+			server->sessions = session->next;
+		if (session->next)
+			session->next->prev = session->prev;
+	}
 }
 
 /*

@@ -15,6 +15,9 @@
 
 struct session;
 
+/* Called with each new pair, for tests and the fuzzer; NULL in the daemon. */
+typedef void server_paired_fn(void *data, struct session *waiter, struct session *caller);
+
 struct server {
 	struct event_loop *loop;
 	struct config config;
@@ -23,9 +26,11 @@ struct server {
 	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct session *sessions; /* every open connection, a doubly linked list */
 	unsigned clients;         /* sessions not yet closing */
-	unsigned conversations;
+	unsigned paired;          /* sessions in a conversation: two per conversation */
 	unsigned long next_id;
 	bool stopping;
+	server_paired_fn *paired_hook;
+	void *paired_hook_data;
 };
 
 int server_init(struct server *server, struct event_loop *loop, const struct config *config);
@@ -37,6 +42,14 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 /* Says BYE shutdown to everyone and closes gracefully; done when no session is left. */
 void server_stop(struct server *server);
 bool server_idle(const struct server *server);
+unsigned server_conversations(const struct server *server);
+
+/*
+ * The one place the list of sessions and the daemon-wide counts change:
+ * session.c calls it on every state change of session, from the state it
+ * left (SESSION_GONE for a new session; a freed one moves to SESSION_GONE).
+ */
+void server_session_moved(struct server *server, struct session *session, int from);
 
 /* Puts a new config in force for everyone connected. */
 void server_apply_config(struct server *server, const struct config *config);

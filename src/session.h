@@ -1,7 +1,9 @@
 /*
  * session: one person connected to the daemon, as an explicit state
  * machine: NEW (may set name and mode) -> WAITING (at a meeting point) ->
- * PAIRED (in a conversation) -> CLOSING (BYE sent, output draining).
+ * PAIRED (in a conversation) -> CLOSING (BYE sent, output draining), and
+ * GONE before it is created and once it is freed. Only session.c writes
+ * the state; it also owns the conversations (private to it).
  */
 #ifndef TURNCHAT_SESSION_H
 #define TURNCHAT_SESSION_H
@@ -15,6 +17,7 @@
 #include "server.h"
 
 enum session_state {
+	SESSION_GONE,
 	SESSION_NEW,
 	SESSION_WAITING,
 	SESSION_PAIRED,
@@ -22,16 +25,6 @@ enum session_state {
 };
 
 struct conversation;
-
-/* Lines refused in the current window: logged one summary at a time, and
- * the count that tells a flood from someone typing fast. */
-struct refusals {
-	uint64_t since;        /* when the window began */
-	unsigned rate_limited; /* refused for the rate in it */
-	unsigned logged;       /* logged one by one in it */
-	unsigned unlogged;     /* refused in it and not yet logged */
-	enum error_code last;
-};
 
 struct session {
 	struct server *server;
@@ -42,8 +35,8 @@ struct session {
 	char name[PROTOCOL_NAME_MAX + 1];
 	char room[PROTOCOL_NAME_MAX + 1];
 	enum chat_mode mode;
-	struct conversation *conversation;
-	int side; /* 0 or 1 within the conversation */
+	struct conversation *conversation; /* while PAIRED */
+	int side; /* 0 (waited) or 1 (came second) within the conversation */
 	union peer_address peer;
 	struct address_key key; /* as counted on arrival, so it is uncounted the same */
 	uint64_t connected_ms;
@@ -59,21 +52,16 @@ struct session *session_create(struct server *server, int fd, const struct socka
 const char *session_address(const struct session *session, char *text, size_t size);
 #define SESSION_WHERE(s) session_address((s), (char[PEER_ADDRESS_TEXT_MAX]){0}, PEER_ADDRESS_TEXT_MAX)
 
-/* The once-a-second look at timeouts: join, slow reader, closing. */
+/* The partner while PAIRED, else NULL. */
+struct session *session_partner(const struct session *session);
+
+/* The once-a-second look at timeouts: idle conversation, join, slow reader, closing. */
 void session_tick(struct session *session, uint64_t now);
-
-/* Queues output appended by a protocol_append_* call; rc is that call's result. */
-void session_queued(struct session *session, int rc);
-
-/* True when more than half its output queue waits: it is not keeping up. */
-bool session_backlogged(const struct session *session);
-
-/* Answers the line just received with ERR code (it was not relayed), and
- * logs it, or counts it for the next summary; past the rate limit far too
- * often, ends the connection with BYE flood instead. */
-void session_refuse(struct session *session, enum error_code code);
 
 /* Sends BYE with reason and closes this session's connection gracefully. */
 void session_bye(struct session *session, enum bye_reason reason, const char *text);
+
+/* The server stops: BYE shutdown, to both sides of a conversation. */
+void session_shutdown(struct session *session);
 
 #endif

@@ -1,5 +1,6 @@
 /*
- * turn: called by the relay before and after every message.
+ * turn: called by the session before and after every message of a
+ * conversation, and when it starts one.
  */
 #include "turn.h"
 

@@ -224,7 +224,7 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 {
 	struct server *server = &daemon->server;
 	uint64_t now = event_now_ms(daemon->loop);
-	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server->conversations,
+	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server_conversations(server),
 			      server->clients};
 
 	/* At most once a second: under churn the counts change every pass, and

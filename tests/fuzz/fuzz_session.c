@@ -1,5 +1,5 @@
 /*
- * fuzz_session: the daemon's session, pairing and relay state machine, fed
+ * fuzz_session: the daemon's session, pairing and conversation state machine, fed
  * with sequences of events. The real struct server runs on a real event
  * loop; each client is a socketpair() whose far end is handed to
  * server_accept as an accepted socket, so connection.c does its real I/O.
@@ -8,9 +8,9 @@
  * jumps and the once-a-second tick fires; the config is reloaded.
  *
  * Time is the harness's: the link wraps event_now_ms (so every timeout is
- * reachable in microseconds), event_set_tick (so the tick runs only when
- * the script says) and relay_start (so the harness learns who was paired
- * with whom, even when a pair forms and ends within one loop pass).
+ * reachable in microseconds) and event_set_tick (so the tick runs only when
+ * the script says). The server's paired hook tells the harness who was
+ * paired with whom, even when a pair forms and ends within one loop pass.
  *
  * Checked after every step: everything each client reads is well-formed
  * protocol (client_line); a MSG reaches only the partner of its sender,
@@ -28,7 +28,6 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "relay.h"
 #include "server.h"
 #include "session.h"
 
@@ -52,8 +51,6 @@ void __real_event_set_tick(struct event_loop *loop, unsigned interval_ms, event_
 			   void *data);
 void __wrap_event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn,
 			   void *data);
-int __real_relay_start(struct session *waiter, struct session *caller, enum chat_mode mode);
-int __wrap_relay_start(struct session *waiter, struct session *caller, enum chat_mode mode);
 
 uint64_t __wrap_event_now_ms(const struct event_loop *loop)
 {
@@ -69,12 +66,10 @@ void __wrap_event_set_tick(struct event_loop *loop, unsigned interval_ms, event_
 	__real_event_set_tick(loop, 0, NULL, NULL);
 }
 
-int __wrap_relay_start(struct session *waiter, struct session *caller, enum chat_mode mode)
+static void on_paired(void *data, struct session *waiter, struct session *caller)
 {
-	int rc = __real_relay_start(waiter, caller, mode);
-	if (rc == 0)
-		clients_paired(&h.clients, waiter->id, caller->id);
-	return rc;
+	(void)data;
+	clients_paired(&h.clients, waiter->id, caller->id);
 }
 
 /* The server's counts must agree with its list of sessions. */
@@ -93,19 +88,19 @@ static void check_server(void)
 			continue;
 		}
 		paired++;
-		struct conversation *cv = s->conversation;
-		FUZZ_CHECK(cv && cv->side[s->side] == s, "#%lu: not on its side", s->id);
-		struct session *p = cv->side[1 - s->side];
-		FUZZ_CHECK(p->state == SESSION_PAIRED && p->conversation == cv,
+		struct session *p = session_partner(s);
+		FUZZ_CHECK(p && p != s && p->side == 1 - s->side, "#%lu: not on its side", s->id);
+		FUZZ_CHECK(p->state == SESSION_PAIRED && p->conversation == s->conversation &&
+				   session_partner(p) == s,
 			   "#%lu: its partner is elsewhere", s->id);
 		FUZZ_CHECK(h.clients.c[clients_by_id(&h.clients, s->id)].partner ==
 				   clients_by_id(&h.clients, p->id),
-			   "#%lu: not the pair relay_start made", s->id);
+			   "#%lu: not the pair the hook was told of", s->id);
 	}
 	FUZZ_CHECK(open == h.server.clients, "%u open sessions, clients says %u", open,
 		   h.server.clients);
-	FUZZ_CHECK(paired == 2 * h.server.conversations, "%u paired, %u conversations", paired,
-		   h.server.conversations);
+	FUZZ_CHECK(paired == h.server.paired && paired == 2 * server_conversations(&h.server),
+		   "%u paired, the server counts %u", paired, h.server.paired);
 	FUZZ_CHECK(waiting == pairing_waiting(h.server.pairing), "%u waiting, pairing says %zu",
 		   waiting, pairing_waiting(h.server.pairing));
 	/* Every client here comes from one address (AF_UNIX), and no reload
@@ -303,6 +298,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	configure(&in);
 	h.loop = event_loop_create();
 	FUZZ_CHECK(h.loop && server_init(&h.server, h.loop, &h.config) == 0, "server_init");
+	h.server.paired_hook = on_paired;
 	connect_client();
 	connect_client();
 	for (int ops = 0; ops < MAX_OPS && in.pos < in.size; ops++) {
