@@ -1,7 +1,8 @@
 /*
- * event: epoll loop used by turnchatd's main and the turnchat client.
- * Removed sources are freed only after the current batch of events, so a
- * callback may drop any source, even one whose event is still queued.
+ * event: epoll loop used by turnchatd's main, the turnchat client (chat.c)
+ * and the connection module (sources and deferred writes). Removed sources
+ * are freed only after the current batch of events, so a callback may drop
+ * any source, even one whose event is still queued.
  */
 #include "event.h"
 

@@ -1,5 +1,6 @@
 /*
- * ui_plain: standard input that is not a terminal. Lines are taken one at
+ * ui_plain: called through ui.c by chat, when standard input is not a
+ * terminal. Lines are taken one at
  * a time and only while they may be sent, so a script's lines go out in
  * turn; the rest waits, unread, in the pipe or in our buffer.
  */

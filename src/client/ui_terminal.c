@@ -1,5 +1,5 @@
 /*
- * ui_terminal: the client on a terminal, built on GNU readline's callback
+ * ui_terminal: called through ui.c by chat: the client on a terminal, built on GNU readline's callback
  * interface so that the client's own event loop stays in charge. Readline
  * gives line editing and history; this file makes sure incoming lines are
  * printed above the line being typed, which is then drawn again intact.

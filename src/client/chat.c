@@ -1,7 +1,8 @@
 /*
- * chat: called by turnchat's main once connected. Reacts to server lines in
- * chat_on_server_line and to the person's lines in send_typed_line; the
- * state changes only in those two places.
+ * chat: called by turnchat's main (chat_run) once connected; runs the
+ * client's event loop. Reacts to what the server says (on_server_line,
+ * on_server_end) and to what the person does through the ui
+ * (on_typed_line, on_typed_eof, Ctrl-C); the ui calls back into it.
  */
 #include "chat.h"
 

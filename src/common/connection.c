@@ -1,6 +1,8 @@
 /*
- * connection: socket I/O for the daemon's sessions and the client. Called
- * from the event loop; calls its owner's handler with whole lines.
+ * connection: socket I/O for the daemon's sessions and the client's chat
+ * module, which create, feed and end them. Called from the event loop, for
+ * readiness and for the deferred write of each pass; calls its owner's
+ * handler with whole lines.
  */
 #include "connection.h"
 

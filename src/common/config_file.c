@@ -1,5 +1,5 @@
 /*
- * config_file: called by config_load_file (src/config.c) for every file it
+ * config_file: called by config_load_file (common/config.c) for every file it
  * loads, in the daemon at start-up and on SIGHUP, and in the client and the
  * socket generator. A reload runs in the daemon's only thread, so nothing
  * here may block or take long: no FIFO, device or directory is read, the
