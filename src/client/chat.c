@@ -164,8 +164,7 @@ static void on_typed_line(void *ctx, const char *line, size_t len)
 	struct buffer *out = connection_output(chat->conn);
 	int rc = buffer_room(out) < len + 1 ? -1 : buffer_append(out, line, len);
 	send_queued(chat, rc < 0 ? rc : buffer_append(out, "\n", 1));
-	bool message = line[0] != '/' || (len > 1 && line[1] == '/');
-	if (message && chat->turn == UI_MY_TURN) {
+	if (protocol_is_message(line, len) && chat->turn == UI_MY_TURN) {
 		set_turn(chat, UI_PEER_TURN);
 		say(chat, "Waiting for %s's reply...", chat->peer);
 	}
@@ -199,40 +198,37 @@ static void start_pairing(struct chat *chat, const struct server_line *line)
 static void end_with_bye(struct chat *chat, const struct server_line *line)
 {
 	static const struct {
-		const char *reason;
 		const char *text;
 		int status;
 	} byes[] = {
-		{"quit", "You left the conversation.", 0},
-		{"peer-quit", "%s left the conversation.", 0},
-		{"peer-lost", "The connection to %s was lost.", 1},
-		{"shutdown", "The server is shutting down.", 1},
-		{"idle", "The conversation was idle for too long and has ended.", 1},
-		{"server-full", "The server is full; try again later.", EX_UNAVAILABLE},
-		{"address-limit", "Too many connections from your address; try later.",
-		 EX_UNAVAILABLE},
-		{"join-timeout", "The server gave up waiting for you to join.", 1},
-		{"too-slow", "You were not reading fast enough; the server let you go.", 1},
-		{"flood", "You sent far too many lines too fast; the server let you go.", 1},
+		[BYE_QUIT] = {"You left the conversation.", 0},
+		[BYE_PEER_QUIT] = {"%s left the conversation.", 0},
+		[BYE_PEER_LOST] = {"The connection to %s was lost.", 1},
+		[BYE_SHUTDOWN] = {"The server is shutting down.", 1},
+		[BYE_IDLE] = {"The conversation was idle for too long and has ended.", 1},
+		[BYE_SERVER_FULL] = {"The server is full; try again later.", EX_UNAVAILABLE},
+		[BYE_ADDRESS_LIMIT] = {"Too many connections from your address; try later.",
+				       EX_UNAVAILABLE},
+		[BYE_JOIN_TIMEOUT] = {"The server gave up waiting for you to join.", 1},
+		[BYE_TOO_SLOW] = {"You were not reading fast enough; the server let you go.", 1},
+		[BYE_FLOOD] = {"You sent far too many lines too fast; the server let you go.", 1},
 	};
 	const char *peer = chat->peer[0] ? chat->peer : "your partner";
+	enum bye_reason bye = line->bye;
 
 	chat->state = CHAT_ENDED;
 	chat->exit_status = 1;
-	for (size_t i = 0; i < sizeof(byes) / sizeof(byes[0]); i++) {
-		if (strlen(byes[i].reason) == line->word_len &&
-		    memcmp(byes[i].reason, line->word, line->word_len) == 0) {
-			if (ui_is_terminal(chat->ui) || i != 0) {
-				char text[128];
-				snprintf(text, sizeof(text), byes[i].text, peer);
-				say(chat, "%s", text);
-			}
-			chat->exit_status = chat->forced_status >= 0 ? chat->forced_status
-								    : byes[i].status;
-			return;
-		}
+	if (bye >= sizeof(byes) / sizeof(byes[0]) || byes[bye].text == NULL) {
+		show(chat, "The server ended the connection: ", line->word, line->word_len, "");
+		return;
 	}
-	show(chat, "The server ended the connection: ", line->word, line->word_len, "");
+	/* A script that quit knows it did: only a terminal is told. */
+	if (ui_is_terminal(chat->ui) || bye != BYE_QUIT) {
+		char text[128];
+		snprintf(text, sizeof(text), byes[bye].text, peer);
+		say(chat, "%s", text);
+	}
+	chat->exit_status = chat->forced_status >= 0 ? chat->forced_status : byes[bye].status;
 }
 
 static void on_server_line(void *ctx, const char *text, size_t len)
@@ -289,8 +285,7 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		/* The server refused our last line, so the turn is still ours. */
 		show(chat, chat->state == CHAT_JOINING ? "turnchat: the server refused: " : "Not sent: ",
 		     line.text, line.text_len, "");
-		if (chat->turn == UI_PEER_TURN &&
-		    (line.word_len != 13 || memcmp(line.word, "not-your-turn", 13) != 0))
+		if (chat->turn == UI_PEER_TURN && line.error != ERR_NOT_YOUR_TURN)
 			set_turn(chat, UI_MY_TURN);
 		if (chat->state == CHAT_JOINING) {
 			/* Our name, mode or room was refused: nothing good can follow. */

@@ -61,7 +61,7 @@ static void update_prompt(struct ui_terminal *ui)
 
 static bool is_chat_line(const char *line)
 {
-	return line[0] != '/' || line[1] == '/';
+	return protocol_is_message(line, strlen(line));
 }
 
 static void send_line(struct ui_terminal *ui, const char *line)

@@ -150,6 +150,11 @@ const char *protocol_bye_name(enum bye_reason reason)
 	return bye_names[reason];
 }
 
+bool protocol_is_message(const char *line, size_t len)
+{
+	return len == 0 || line[0] != '/' || (len > 1 && line[1] == '/');
+}
+
 static void invalid(struct command *command, enum error_code code)
 {
 	command->kind = CMD_INVALID;
@@ -169,7 +174,7 @@ void protocol_parse_command(const char *line, size_t len, struct command *comman
 	}
 	if (len == 0)
 		{ invalid(command, ERR_EMPTY); return; }
-	if (line[0] != '/' || (len > 1 && line[1] == '/')) {
+	if (protocol_is_message(line, len)) {
 		size_t skip = line[0] == '/' ? 1 : 0;
 		command->kind = CMD_MESSAGE;
 		command->arg = line + skip;
@@ -364,6 +369,14 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 			return false;
 		parsed->text = line + pos;
 		parsed->text_len = pos < len ? len - pos : 0;
+		parsed->error = ERR_UNKNOWN;
+		for (int e = 0; parsed->keyword == SRV_ERR && e < ERR_UNKNOWN; e++)
+			if (word_is(parsed->word, parsed->word_len, errors[e].name))
+				parsed->error = (enum error_code)e;
+		parsed->bye = BYE_UNKNOWN;
+		for (int b = 0; parsed->keyword == SRV_BYE && b < BYE_UNKNOWN; b++)
+			if (word_is(parsed->word, parsed->word_len, bye_names[b]))
+				parsed->bye = (enum bye_reason)b;
 		return true;
 	case SRV_HELLO:
 		if (!next_word(line, len, &pos, &w, &w_len) || !word_is(w, w_len, "turnchat") ||

@@ -72,6 +72,7 @@ enum error_code {
 	ERR_BUSY,
 	ERR_EMPTY,
 	ERR_RATE_LIMITED,
+	ERR_UNKNOWN, /* a code this client does not know (a later server's) */
 };
 
 enum command_kind {
@@ -91,6 +92,10 @@ struct command {
 	enum chat_mode mode;
 	enum error_code error;
 };
+
+/* True when a line a client sends is a chat message, not a command: it does
+ * not start with '/', or starts with "//" (which sends a leading '/'). */
+bool protocol_is_message(const char *line, size_t len);
 
 /* Parses one line a client sent, already framed; checks UTF-8 and controls too. */
 void protocol_parse_command(const char *line, size_t len, struct command *command);
@@ -116,6 +121,7 @@ enum bye_reason {
 	BYE_TOO_SLOW,
 	BYE_FLOOD,    /* kept sending far past the rate limit */
 	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
+	BYE_UNKNOWN,  /* a reason this client does not know (a later server's) */
 };
 
 enum first_speaker {
@@ -156,6 +162,8 @@ struct server_line {
 	unsigned version;      /* HELLO */
 	enum chat_mode mode;   /* PAIRED */
 	enum first_speaker first;
+	enum error_code error; /* ERR: word as a code, ERR_UNKNOWN if none known */
+	enum bye_reason bye;   /* BYE: word as a reason, BYE_UNKNOWN if none known */
 };
 
 /* Returns false when the line is not valid protocol (keyword known but fields wrong). */

@@ -430,6 +430,43 @@ static void test_server_parse_errors(void **state)
 	assert_int_equal(p.text_len, 0);
 }
 
+/* The client compares codes and reasons as enums, never as strings. */
+static void test_server_codes_and_reasons(void **state)
+{
+	struct server_line p;
+
+	(void)state;
+	for (int e = 0; e < ERR_UNKNOWN; e++) {
+		char line[128];
+		snprintf(line, sizeof(line), "ERR %s %s", protocol_error_name((enum error_code)e),
+			 protocol_error_text((enum error_code)e));
+		parses_as(line, SRV_ERR, &p);
+		assert_int_equal(p.error, e);
+	}
+	for (int b = 0; b < BYE_UNKNOWN; b++) {
+		char line[64];
+		snprintf(line, sizeof(line), "BYE %s", protocol_bye_name((enum bye_reason)b));
+		parses_as(line, SRV_BYE, &p);
+		assert_int_equal(p.bye, b);
+	}
+	parses_as("ERR not-your-turnX later", SRV_ERR, &p);
+	assert_int_equal(p.error, ERR_UNKNOWN);
+	parses_as("BYE moved-away Try the new server", SRV_BYE, &p);
+	assert_int_equal(p.bye, BYE_UNKNOWN);
+	assert_bytes(p.word, p.word_len, "moved-away");
+}
+
+static void test_is_message(void **state)
+{
+	(void)state;
+	assert_true(protocol_is_message("hello", 5));
+	assert_true(protocol_is_message("//slash", 7));
+	assert_true(protocol_is_message("", 0));
+	assert_false(protocol_is_message("/q", 2));
+	assert_false(protocol_is_message("/", 1));
+	assert_false(protocol_is_message("/help", 5));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -444,6 +481,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_format, report_at),
 		cmocka_unit_test_teardown(test_server_round_trip, report_at),
 		cmocka_unit_test(test_server_parse_errors),
+		cmocka_unit_test(test_server_codes_and_reasons),
+		cmocka_unit_test(test_is_message),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
