@@ -1,7 +1,7 @@
 /*
  * ui_plain: called through ui.c by chat, when standard input is not a
- * terminal. Lines are taken one at
- * a time and only while they may be sent, so a script's lines go out in
+ * terminal. Lines (framed by the shared line reader) are handed over one
+ * at a time and only while they may be sent, so a script's lines go out in
  * turn; the rest waits, unread, in the pipe or in our buffer.
  */
 #include <errno.h>
@@ -9,8 +9,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
-#include "buffer.h"
-#include "protocol.h"
+#include "line_reader.h"
 #include "ui.h"
 
 /* The client never refuses what a server might accept; the server judges. */
@@ -20,8 +19,7 @@
 struct ui_plain {
 	struct ui base;
 	struct event_source *source; /* NULL when stdin is a regular file */
-	struct buffer input;
-	struct framer framer;
+	struct line_reader reader;
 	bool eof;
 	bool eof_told;
 	bool delivering; /* the handler may set the turn from inside deliver */
@@ -35,39 +33,41 @@ static bool may_send(const struct ui_plain *ui)
 	return ui->turn == UI_MY_TURN || ui->turn == UI_FREE;
 }
 
+static bool may_deliver(void *ctx)
+{
+	return may_send(ctx);
+}
+
+static void reader_line(void *ctx, const char *line, size_t len)
+{
+	struct ui_plain *ui = ctx;
+	ui->handler->on_line(ui->ctx, line, len);
+}
+
+static void reader_too_long(void *ctx)
+{
+	(void)ctx;
+	fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
+		PLAIN_MAX_LINE);
+}
+
+static const struct line_reader_handler reader_handler = {
+	.may_deliver = may_deliver,
+	.on_line = reader_line,
+	.on_too_long = reader_too_long,
+};
+
 /* Hands over buffered lines while the turn allows; the handler may change it. */
 static void deliver(struct ui_plain *ui)
 {
 	if (ui->delivering)
 		return;
 	ui->delivering = true;
-	while (may_send(ui)) {
-		const char *data = buffer_peek(&ui->input);
-		size_t len = buffer_length(&ui->input), line_len = 0, consumed = 0;
-		enum frame_result result =
-			protocol_frame(&ui->framer, data, len, PLAIN_MAX_LINE, &line_len, &consumed);
-
-		if (result == FRAME_NEED_MORE && consumed == 0) {
-			if (!ui->eof)
-				break;
-			if (len > 0 && !ui->framer.discarding) {
-				/* A last line without LF is still a line. */
-				ui->handler->on_line(ui->ctx, data, len);
-				buffer_consume(&ui->input, len);
-				continue;
-			}
-			if (!ui->eof_told) {
-				ui->eof_told = true;
-				ui->handler->on_eof(ui->ctx);
-			}
-			break;
-		}
-		if (result == FRAME_TOO_LONG)
-			fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
-				PLAIN_MAX_LINE);
-		if (result == FRAME_LINE)
-			ui->handler->on_line(ui->ctx, data, line_len);
-		buffer_consume(&ui->input, consumed);
+	/* Then the end of input, once every line before it is out. */
+	if (line_reader_deliver(&ui->reader, ui->eof) && ui->eof && !ui->eof_told &&
+	    may_send(ui)) {
+		ui->eof_told = true;
+		ui->handler->on_eof(ui->ctx);
 	}
 	ui->delivering = false;
 	if (ui->source)
@@ -77,11 +77,11 @@ static void deliver(struct ui_plain *ui)
 static void read_some(struct ui_plain *ui)
 {
 	size_t room;
-	char *dst = buffer_reserve(&ui->input, PLAIN_READ_CHUNK, &room);
+	char *dst = line_reader_space(&ui->reader, PLAIN_READ_CHUNK, &room);
 	if (dst != NULL) {
 		ssize_t n = read(STDIN_FILENO, dst, room);
 		if (n > 0)
-			buffer_commit(&ui->input, (size_t)n);
+			line_reader_commit(&ui->reader, (size_t)n);
 		else if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			ui->eof = true;
 	}
@@ -122,7 +122,7 @@ static void plain_destroy(struct ui *base)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
 	event_source_remove(ui->source);
-	buffer_release(&ui->input);
+	line_reader_release(&ui->reader);
 	free(ui);
 }
 
@@ -141,7 +141,7 @@ struct ui *ui_plain_create(struct event_loop *loop, const struct ui_handler *han
 	ui->base.ops = &plain_ops;
 	ui->handler = handler;
 	ui->ctx = ctx;
-	buffer_init(&ui->input, PLAIN_MAX_LINE + 2 + PLAIN_READ_CHUNK);
+	line_reader_init(&ui->reader, PLAIN_MAX_LINE, PLAIN_READ_CHUNK, &reader_handler, ui);
 	/* epoll refuses regular files and /dev/null: plain_poll reads those. */
 	ui->source = event_add_fd(loop, STDIN_FILENO, 0, plain_ready, ui);
 	return &ui->base;

@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "protocol.h"
+#include "line_reader.h"
 
 /* Large reads let one syscall carry many lines under load. */
 #define CONNECTION_READ_CHUNK 16384
@@ -32,10 +32,8 @@ struct connection {
 	enum connection_state state;
 	struct event_source *source;
 	uint32_t events;
-	struct buffer input;
+	struct line_reader reader; /* input not yet handed out as lines */
 	struct buffer output;
-	struct framer framer;
-	size_t max_line;
 	size_t output_limit; /* the cap in force; output.limit exceeds it only
 				until a queue from before a lowering drains */
 	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
@@ -62,10 +60,31 @@ static void flush_deferred(struct event_deferred *node)
 	write_output(conn);
 }
 
-static size_t input_limit(size_t max_line)
+/* The line reader asks before each line: only an open, unpaused
+ * connection hands lines to its owner. */
+static bool may_deliver(void *ctx)
 {
-	return max_line + 2 + CONNECTION_READ_CHUNK;
+	const struct connection *conn = ctx;
+	return conn->state == CONNECTION_OPEN && !conn->paused;
 }
+
+static void reader_line(void *ctx, const char *line, size_t len)
+{
+	struct connection *conn = ctx;
+	conn->handler->on_line(conn->ctx, line, len);
+}
+
+static void reader_too_long(void *ctx)
+{
+	struct connection *conn = ctx;
+	conn->handler->on_too_long(conn->ctx);
+}
+
+static const struct line_reader_handler reader_handler = {
+	.may_deliver = may_deliver,
+	.on_line = reader_line,
+	.on_too_long = reader_too_long,
+};
 
 struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
 				     size_t output_limit,
@@ -77,12 +96,11 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 	conn->fd = fd;
 	conn->loop = loop;
 	conn->flush.fn = flush_deferred;
-	conn->max_line = max_line;
 	conn->output_limit = output_limit;
 	conn->handler = handler;
 	conn->ctx = ctx;
 	conn->events = EPOLLIN;
-	buffer_init(&conn->input, input_limit(max_line));
+	line_reader_init(&conn->reader, max_line, CONNECTION_READ_CHUNK, &reader_handler, conn);
 	buffer_init(&conn->output, output_limit);
 	conn->source = event_add_fd(loop, fd, conn->events, connection_ready, conn);
 	if (conn->source == NULL) {
@@ -99,12 +117,10 @@ void connection_destroy(struct connection *conn)
 	event_defer_cancel(conn->loop, &conn->flush);
 	event_source_remove(conn->source);
 	close(conn->fd);
-	buffer_release(&conn->input);
+	line_reader_release(&conn->reader);
 	buffer_release(&conn->output);
 	free(conn);
 }
-
-static void deliver_lines(struct connection *conn, bool at_eof);
 
 void connection_set_limits(struct connection *conn, size_t max_line, size_t output_limit)
 {
@@ -114,11 +130,9 @@ void connection_set_limits(struct connection *conn, size_t max_line, size_t outp
 	if (conn->state != CONNECTION_ABORTED)
 		/* Never below what waits: room stays for the goodbye, at least. */
 		conn->output.limit = queued > output_limit / 2 ? queued + output_limit : output_limit;
-	conn->max_line = max_line;
-	conn->input.limit = input_limit(max_line);
+	line_reader_set_max_line(&conn->reader, max_line, CONNECTION_READ_CHUNK);
 	/* A partial line may now be too long: frame it again by the new rule. */
-	if (conn->state == CONNECTION_OPEN && !conn->paused && buffer_length(&conn->input) > 0)
-		deliver_lines(conn, false);
+	line_reader_deliver(&conn->reader, false);
 }
 
 bool connection_backlogged(const struct connection *conn)
@@ -156,7 +170,7 @@ void connection_flush(struct connection *conn)
 
 void connection_trim(struct connection *conn)
 {
-	buffer_trim(&conn->input);
+	buffer_trim(&conn->reader.input);
 	buffer_trim(&conn->output);
 }
 
@@ -172,7 +186,7 @@ void connection_pause_reading(struct connection *conn, bool paused)
 		return;
 	}
 	want_events(conn, conn->events | EPOLLIN);
-	deliver_lines(conn, false);
+	line_reader_deliver(&conn->reader, false);
 }
 
 void connection_notify_drained(struct connection *conn)
@@ -198,7 +212,7 @@ void connection_close_after_flush(struct connection *conn)
 		return;
 	conn->state = CONNECTION_FLUSHING;
 	conn->closing_since = event_now_ms(conn->loop);
-	buffer_release(&conn->input);
+	line_reader_release(&conn->reader);
 	if (buffer_length(&conn->output) == 0)
 		start_draining(conn);
 	else
@@ -233,47 +247,6 @@ uint64_t connection_closing_since(const struct connection *conn)
 }
 
 /*
- * Hands every complete line of data[0, len) to the owner; stops if the
- * owner starts closing or pauses. Returns how many bytes it used up.
- */
-static size_t deliver_from(struct connection *conn, const char *data, size_t len, bool at_eof)
-{
-	size_t used = 0;
-
-	while (conn->state == CONNECTION_OPEN && !conn->paused && used < len) {
-		size_t line_len = 0, consumed = 0;
-		enum frame_result result = protocol_frame(&conn->framer, data + used, len - used,
-							  conn->max_line, &line_len, &consumed);
-		if (result == FRAME_NEED_MORE && consumed == 0) {
-			/* A last line without LF still counts when the peer ends the stream. */
-			if (at_eof && !conn->framer.discarding) {
-				conn->handler->on_line(conn->ctx, data + used, len - used);
-				used = len;
-			}
-			break;
-		}
-		if (result == FRAME_LINE)
-			conn->handler->on_line(conn->ctx, data + used, line_len);
-		else if (result == FRAME_TOO_LONG)
-			conn->handler->on_too_long(conn->ctx);
-		used += consumed;
-	}
-	return used;
-}
-
-/* Delivers what waits in the connection's own buffer (a partial line, or
- * lines held back while paused). */
-static void deliver_lines(struct connection *conn, bool at_eof)
-{
-	size_t used = deliver_from(conn, buffer_peek(&conn->input), buffer_length(&conn->input),
-				   at_eof);
-	buffer_consume(&conn->input, used);
-	/* Freed at once, the memory serves the next connection that reads:
-	 * thousands of quiet connections then hold no buffers at all. */
-	buffer_trim(&conn->input);
-}
-
-/*
  * Most reads end on a line boundary: they are framed straight from one
  * shared scratch buffer, and only a partial line, or lines held back by
  * backpressure, is copied into the connection's own buffer.
@@ -284,10 +257,10 @@ static char read_scratch[CONNECTION_READ_CHUNK];
 static bool read_input(struct connection *conn)
 {
 	for (int reads = 1;; reads++) {
-		bool direct = buffer_length(&conn->input) == 0;
+		bool direct = line_reader_empty(&conn->reader);
 		size_t room = sizeof(read_scratch);
 		char *dst = direct ? read_scratch
-				   : buffer_reserve(&conn->input, CONNECTION_READ_CHUNK, &room);
+				   : line_reader_space(&conn->reader, CONNECTION_READ_CHUNK, &room);
 		if (dst == NULL) {
 			conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
 			return false;
@@ -295,15 +268,17 @@ static bool read_input(struct connection *conn)
 		ssize_t n = read(conn->fd, dst, room);
 		if (n > 0) {
 			if (direct) {
-				size_t used = deliver_from(conn, dst, (size_t)n, false);
-				if (conn->state == CONNECTION_OPEN &&
-				    buffer_append(&conn->input, dst + used, (size_t)n - used) < 0) {
+				int rc = line_reader_feed(&conn->reader, dst, (size_t)n);
+				if (conn->state != CONNECTION_OPEN) {
+					/* It is closing: what it sent after that is not read. */
+					line_reader_release(&conn->reader);
+				} else if (rc < 0) {
 					conn->handler->on_end(conn->ctx, CONNECTION_ERROR);
 					return false;
 				}
 			} else {
-				buffer_commit(&conn->input, (size_t)n);
-				deliver_lines(conn, false);
+				line_reader_commit(&conn->reader, (size_t)n);
+				line_reader_deliver(&conn->reader, false);
 			}
 			if (conn->state != CONNECTION_OPEN || conn->paused)
 				return true;
@@ -314,7 +289,7 @@ static bool read_input(struct connection *conn)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return true;
 		if (n == 0) {
-			deliver_lines(conn, true);
+			line_reader_deliver(&conn->reader, true);
 			if (conn->state == CONNECTION_FLUSHING) {
 				/* Its last line was a goodbye: answer it before closing. */
 				conn->peer_eof = true;
