@@ -17,6 +17,7 @@
 #include "build_info.h"
 #include "chat.h"
 #include "config.h"
+#include "net.h"
 
 static void usage(FILE *out)
 {
@@ -114,14 +115,9 @@ static void default_name(char *name, size_t size)
 
 static int connect_to(const struct config *cfg)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *list;
-	char service[16];
 	int fd = -1, saved = ECONNREFUSED;
-
-	snprintf(service, sizeof(service), "%u", cfg->port);
-	int rc = getaddrinfo(cfg->host, service, &hints, &list);
+	int rc = net_resolve(cfg->host, cfg->port, false, &list);
 	if (rc != 0) {
 		fprintf(stderr, "turnchat: cannot find host '%s': %s\n", cfg->host, gai_strerror(rc));
 		return -1;

@@ -3,9 +3,10 @@
  */
 #include "address.h"
 
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "net.h"
 
 void peer_address_set(union peer_address *peer, const struct sockaddr *addr, socklen_t len)
 {
@@ -18,14 +19,9 @@ void peer_address_set(union peer_address *peer, const struct sockaddr *addr, soc
 
 const char *peer_address_text(const union peer_address *peer, char *text, size_t size)
 {
-	char host[NI_MAXHOST], port[NI_MAXSERV];
 	socklen_t len = peer->sa.sa_family == AF_INET6 ? sizeof(peer->in6) : sizeof(peer->in);
 
-	if (peer->sa.sa_family == AF_UNIX ||
-	    getnameinfo(&peer->sa, len, host, sizeof(host), port, sizeof(port),
-			NI_NUMERICHOST | NI_NUMERICSERV) != 0)
+	if (!net_address_text(&peer->sa, len, text, size))
 		snprintf(text, size, "local");
-	else
-		snprintf(text, size, "%s port %s", host, port);
 	return text;
 }

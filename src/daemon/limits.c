@@ -3,6 +3,8 @@
  */
 #include "limits.h"
 
+#include "hash.h"
+
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,9 +95,7 @@ struct address_counts {
 
 static struct address_entry **find(struct address_counts *counts, const struct address_key *key)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < sizeof(key->bytes); i++)
-		h = (h ^ key->bytes[i]) * 16777619u;
+	uint32_t h = hash_fnv1a(key->bytes, sizeof(key->bytes));
 	struct address_entry **slot = &counts->buckets[h % ADDRESS_BUCKETS];
 	while (*slot && memcmp(&(*slot)->key, key, sizeof(*key)) != 0)
 		slot = &(*slot)->next;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net.h"
 
 #define LISTENER_MAX 16
 /* The kernel caps it at net.core.somaxconn; a burst of connects should wait, not retry. */
@@ -75,18 +76,13 @@ void listener_describe(int fd, char *text, size_t size)
 {
 	struct sockaddr_storage addr;
 	socklen_t len = sizeof(addr);
-	char host[NI_MAXHOST], port[NI_MAXSERV];
 
-	if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0) {
+	if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
 		snprintf(text, size, "fd %d", fd);
-	} else if (addr.ss_family == AF_UNIX) {
+	else if (addr.ss_family == AF_UNIX)
 		snprintf(text, size, "%s", ((struct sockaddr_un *)&addr)->sun_path);
-	} else if (getnameinfo((struct sockaddr *)&addr, len, host, sizeof(host), port,
-			       sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV) == 0) {
-		snprintf(text, size, "%s port %s", host, port);
-	} else {
+	else if (!net_address_text((struct sockaddr *)&addr, len, text, size))
 		snprintf(text, size, "fd %d", fd);
-	}
 }
 
 static int open_socket(const struct addrinfo *ai, char *error, size_t error_size)
@@ -106,7 +102,8 @@ static int open_socket(const struct addrinfo *ai, char *error, size_t error_size
 fail:;
 	char host[NI_MAXHOST] = "?";
 	int saved = errno;
-	getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0, NI_NUMERICHOST);
+	if (!net_host_text(ai->ai_addr, ai->ai_addrlen, host, sizeof(host)))
+		snprintf(host, sizeof(host), "?");
 	snprintf(error, error_size, "cannot listen on %s: %s", host, strerror(saved));
 	if (fd >= 0)
 		close(fd);
@@ -116,14 +113,9 @@ fail:;
 int listener_bind(struct listener *listener, const char *host, unsigned port, char *error,
 		  size_t error_size)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *list;
-	char service[16];
 	int opened = 0;
-
-	snprintf(service, sizeof(service), "%u", port);
-	int rc = getaddrinfo(host, service, &hints, &list);
+	int rc = net_resolve(host, port, true, &list);
 	if (rc != 0) {
 		snprintf(error, error_size, "cannot resolve '%s': %s", host, gai_strerror(rc));
 		return 0;
@@ -218,13 +210,9 @@ static bool same_address(const struct sockaddr *a, const struct sockaddr *b)
 
 void listener_check_address(const struct listener *listener, const char *host, unsigned port)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *list = NULL;
-	char service[16];
 
-	snprintf(service, sizeof(service), "%u", port);
-	if (getaddrinfo(host, service, &hints, &list) != 0)
+	if (net_resolve(host, port, true, &list) != 0)
 		list = NULL;
 	for (size_t i = 0; i < listener->count; i++) {
 		struct sockaddr_storage addr;

@@ -4,6 +4,8 @@
  */
 #include "pairing.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,10 +27,7 @@ struct pairing {
 
 static uint32_t hash_name(const char *name)
 {
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (; *name; name++)
-		h = (h ^ (uint8_t)*name) * 16777619u;
-	return h;
+	return hash_fnv1a(name, strlen(name));
 }
 
 struct pairing *pairing_create(void)

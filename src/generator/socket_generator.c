@@ -14,6 +14,7 @@
 
 #include "build_info.h"
 #include "config.h"
+#include "net.h"
 
 #define DROPIN_DIR "turnchat.socket.d"
 #define DROPIN_FILE "50-turnchat-conf.conf"
@@ -27,14 +28,9 @@ static void report(void *ctx, const char *message)
 
 static int write_dropin(FILE *out, const struct config *cfg)
 {
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
 	struct addrinfo *list;
-	char service[16];
 	int written = 0;
-
-	snprintf(service, sizeof(service), "%u", cfg->port);
-	int rc = getaddrinfo(cfg->host, service, &hints, &list);
+	int rc = net_resolve(cfg->host, cfg->port, true, &list);
 	if (rc != 0) {
 		fprintf(stderr, "turnchat-socket-generator: cannot resolve '%s': %s; "
 				"turnchat.socket keeps its own ListenStream=\n",
@@ -49,8 +45,7 @@ static int write_dropin(FILE *out, const struct config *cfg)
 		TURNCHAT_CONFIG_PATH, cfg->host, cfg->port);
 	for (struct addrinfo *ai = list; ai; ai = ai->ai_next) {
 		char host[NI_MAXHOST];
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), NULL, 0,
-				NI_NUMERICHOST) != 0)
+		if (!net_host_text(ai->ai_addr, ai->ai_addrlen, host, sizeof(host)))
 			continue;
 		/* "::" and "0.0.0.0" mean everywhere; systemd says that with the port alone. */
 		if (strcmp(host, "::") == 0 || strcmp(host, "0.0.0.0") == 0)
