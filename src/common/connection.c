@@ -38,6 +38,7 @@ struct connection {
 				until a queue from before a lowering drains */
 	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
 	bool paused;    /* backpressure: no lines delivered, nothing read */
+	bool reset;     /* closing without reading: a reset once the output is out */
 	bool notify_drained;
 	uint64_t last_progress; /* when output last moved, or started to wait */
 	struct event_loop *loop;
@@ -219,6 +220,24 @@ void connection_close_after_flush(struct connection *conn)
 		connection_flush(conn);
 }
 
+void connection_reset_after_flush(struct connection *conn)
+{
+	static const struct linger hard = {.l_onoff = 1, .l_linger = 0};
+
+	connection_close_after_flush(conn);
+	if (conn->state != CONNECTION_FLUSHING && conn->state != CONNECTION_DRAINING)
+		return;
+	conn->reset = true;
+	/* Closed, the socket sends a reset, whatever the peer still sends. */
+	setsockopt(conn->fd, SOL_SOCKET, SO_LINGER, &hard, sizeof(hard));
+	if (conn->state == CONNECTION_DRAINING) {
+		connection_abort(conn);
+		return;
+	}
+	/* Nothing it sends is read any more: TCP holds it back, at no cost here. */
+	want_events(conn, conn->events & ~(uint32_t)EPOLLIN);
+}
+
 void connection_abort(struct connection *conn)
 {
 	if (conn->state == CONNECTION_ABORTED)
@@ -351,7 +370,7 @@ static bool write_output(struct connection *conn)
 		    buffer_length(&conn->output) <= conn->output_limit / 2)
 			conn->output.limit = conn->output_limit;
 	}
-	if (conn->state == CONNECTION_FLUSHING && conn->peer_eof) {
+	if (conn->state == CONNECTION_FLUSHING && (conn->peer_eof || conn->reset)) {
 		conn->handler->on_end(conn->ctx, CONNECTION_DONE);
 		return false;
 	}

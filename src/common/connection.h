@@ -56,6 +56,10 @@ void connection_trim(struct connection *conn);
 
 /* Reads no more lines; writes what is queued, then closes (on_end DONE). */
 void connection_close_after_flush(struct connection *conn);
+/* As connection_close_after_flush, but reads nothing more at all and ends
+ * with a reset once the output is written: for a peer that sends without
+ * end, whose input is not worth draining. */
+void connection_reset_after_flush(struct connection *conn);
 /* Drops the connection now, queued output too; on_end comes from the loop. */
 void connection_abort(struct connection *conn);
 

@@ -48,11 +48,6 @@ static const struct connection_handler session_handler = {
 	.on_end = session_end,
 };
 
-const char *session_address(const struct session *session, char *text, size_t size)
-{
-	return peer_address_text(&session->peer, text, size);
-}
-
 struct session *session_partner(const struct session *session)
 {
 	return session->conversation ? session->conversation->side[1 - session->side] : NULL;
@@ -277,6 +272,8 @@ static void session_refuse(struct session *session, enum error_code code)
 			   session->id, session->name, SESSION_WHERE(session),
 			   REFUSAL_FLOOD_FACTOR * burst, REFUSAL_WINDOW_MS / 1000);
 		session_expel(session, BYE_FLOOD);
+		/* Reading the rest of a flood would cost what the limit saves. */
+		connection_reset_after_flush(session->conn);
 		return;
 	case REFUSAL_LOG:
 		log_info("#%lu %s: refused a line: %s", session->id, session->name,

@@ -49,8 +49,8 @@ struct session *session_create(struct server *server, int fd, const struct socka
 			       socklen_t addr_len, const struct address_key *key);
 
 /* The peer's address as text, for log lines. */
-const char *session_address(const struct session *session, char *text, size_t size);
-#define SESSION_WHERE(s) session_address((s), (char[PEER_ADDRESS_TEXT_MAX]){0}, PEER_ADDRESS_TEXT_MAX)
+#define SESSION_WHERE(s) \
+	peer_address_text(&(s)->peer, (char[PEER_ADDRESS_TEXT_MAX]){0}, PEER_ADDRESS_TEXT_MAX)
 
 /* The partner while PAIRED, else NULL. */
 struct session *session_partner(const struct session *session);
