@@ -1,130 +1,18 @@
-"""Shared fixtures for turnchat's end-to-end tests: the real turnchatd and
-turnchat binaries on loopback, on a free port, with a private config."""
+"""Fixtures for turnchat's end-to-end tests: the real turnchatd and turnchat
+binaries on loopback, on a free port, with a private config. The daemon,
+the raw line client and the other helpers are tests/lib/turnchat_helpers.py,
+put on sys.path here for the tests to import."""
 
 import os
-import signal
 import socket
-import subprocess
+import sys
 import tempfile
-import time
 
 import pytest
 
-BUILD = os.environ.get("TURNCHAT_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
-TURNCHATD = os.path.join(BUILD, "src", "turnchatd")
-TURNCHAT = os.path.join(BUILD, "src", "turnchat")
-TIMEOUT = 10
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Daemon:
-    """A turnchatd in the foreground, logging to a file we can read."""
-
-    def __init__(self, tmp_path, settings="", server_settings=""):
-        self.port = free_port()
-        self.config = tmp_path / "turnchat.conf"
-        self.config.write_text(
-            f'host = "127.0.0.1";\nport = {self.port};\n{settings}\n'
-            f"server: {{\n{server_settings}\n}};\n"
-        )
-        self.log_path = tmp_path / "turnchatd.log"
-        self.log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [TURNCHATD, "-f", "-c", str(self.config)],
-            stdout=self.log_file, stderr=subprocess.STDOUT,
-        )
-        self.wait_for_log("ready")
-
-    def log(self):
-        return self.log_path.read_text()
-
-    def wait_for_log(self, text, timeout=TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if text in self.log():
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError(f"turnchatd exited {self.proc.returncode}:\n{self.log()}")
-            time.sleep(0.02)
-        raise AssertionError(f"turnchatd never logged {text!r}:\n{self.log()}")
-
-    def client(self, name=None, room=None):
-        c = Raw(self.port)
-        assert c.line().startswith("HELLO turnchat 1 ")
-        if name:
-            c.send(f"/name {name}")
-        if room is not None:
-            c.send(f"/join {room}" if room else "/join")
-        return c
-
-    def pair(self, room="lobby", names=("Cloud", "Barret")):
-        """Returns (waiter, caller); the caller speaks first in turns mode."""
-        waiter = self.client(names[0], room)
-        assert waiter.line() == f"WAITING {room}"
-        caller = self.client(names[1], room)
-        assert caller.line().startswith(f"PAIRED {names[0]} ")
-        assert waiter.line().startswith(f"PAIRED {names[1]} ")
-        return waiter, caller
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.log_file.close()
-
-
-class Raw:
-    """A protocol-level client, as someone using nc would be."""
-
-    def __init__(self, port, host="127.0.0.1"):
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.pending = b""
-
-    def send(self, text):
-        self.send_bytes(text.encode() + b"\n")
-
-    def send_bytes(self, data):
-        self.sock.sendall(data)
-
-    def line(self, timeout=TIMEOUT):
-        """The next line from the server, without its LF; '' on EOF."""
-        self.sock.settimeout(timeout)
-        while b"\n" not in self.pending:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                rest, self.pending = self.pending, b""
-                return rest.decode(errors="replace")
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        return line.decode(errors="replace")
-
-    def closed(self, timeout=TIMEOUT):
-        """True once the server closed the connection, with nothing more said."""
-        rest = self.line(timeout)
-        return rest == "" and self.pending == b""
-
-    def quiet(self, seconds=0.3):
-        """True when the server says nothing for a while."""
-        self.sock.settimeout(seconds)
-        try:
-            data = self.sock.recv(65536)
-        except socket.timeout:
-            return self.pending == b""
-        self.pending += data
-        return False
-
-    def close(self):
-        self.sock.close()
+from turnchat_helpers import Daemon  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -147,12 +35,14 @@ def daemon(tmp_path):
 
 @pytest.fixture
 def make_daemon(tmp_path):
+    """make(settings, server_settings, **daemon_arguments): a Daemon of its
+    own in a new folder under tmp_path; all stopped at the end."""
     made = []
 
-    def make(settings="", server_settings="", subdir="d"):
+    def make(settings="", server_settings="", subdir="d", **kw):
         path = tmp_path / f"{subdir}{len(made)}"
         path.mkdir()
-        d = Daemon(path, settings, server_settings)
+        d = Daemon(path, settings, server_settings, **kw)
         made.append(d)
         return d
 
@@ -169,3 +59,14 @@ def client_env(tmp_path):
     env["NO_COLOR"] = "1"
     env["TERM"] = "dumb"
     return env
+
+
+def notify_socket(directory):
+    """A datagram socket standing in for the service manager's
+    NOTIFY_SOCKET: (socket, path). Anyone may write to it, as to systemd's:
+    turnchatd may no longer be root."""
+    path = str(directory / "notify")
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(path)
+    os.chmod(path, 0o777)
+    return notify, path

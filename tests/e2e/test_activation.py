@@ -11,53 +11,35 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, TURNCHATD, Raw, free_port
+from conftest import notify_socket
+from turnchat_helpers import (TIMEOUT, TURNCHATD, Raw, free_port, leave, pair, wait_for,
+                              write_config)
 
 ACTIVATE = shutil.which("systemd-socket-activate")
 needs_activate = pytest.mark.skipif(ACTIVATE is None, reason="systemd-socket-activate is missing")
 
 
-def write_config(tmp_path, port, server=""):
-    conf = tmp_path / "turnchat.conf"
-    conf.write_text(f'host = "127.0.0.1";\nport = {port};\nserver: {{ log_target = "stderr"; {server} }};\n')
-    return conf
-
-
-def wait_for(predicate, what, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
+def config(tmp_path, port, server=""):
+    """A config logging to stderr, as these tests read the output."""
+    return write_config(tmp_path / "turnchat.conf", port,
+                        server_settings=f'log_target = "stderr"; {server}')
 
 
 def converse(connect):
-    """Two people meet through connect() and exchange a line each way."""
-    a, b = connect(), connect()
-    for c, name in ((a, "A"), (b, "B")):
-        assert c.line().startswith("HELLO turnchat 1 ")
-        c.send(f"/name {name}")
-    a.send("/join")
-    assert a.line() == "WAITING lobby"
-    b.send("/join")
-    assert b.line() == "PAIRED A turns you"
-    assert a.line() == "PAIRED B turns peer"
+    """Two people meet through connect(), a line goes one way and a /q the other."""
+    a, b = pair(connect, names=("A", "B"))
     b.send("over the handed socket")
     assert a.line() == "MSG over the handed socket"
-    a.send("/q")
-    assert a.line() == "BYE quit" and b.line() == "BYE peer-quit"
+    leave(a, b)
     a.close()
     b.close()
 
 
-class UnixRaw(Raw):
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT)
-        self.sock.connect(path)
-        self.pending = b""
+def unix_client(path):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(TIMEOUT)
+    sock.connect(path)
+    return Raw.over(sock)
 
 
 def activate(tmp_path, listens, conf, names=()):
@@ -81,7 +63,7 @@ def stop(proc):
 @needs_activate
 def test_one_activated_socket(tmp_path):
     port = free_port()
-    conf = write_config(tmp_path, port)
+    conf = config(tmp_path, port)
     proc, log = activate(tmp_path, [f"127.0.0.1:{port}"], conf)
     try:
         # systemd-socket-activate listens first and starts turnchatd on the first connection.
@@ -98,14 +80,14 @@ def test_one_activated_socket(tmp_path):
 def test_tcp_and_unix_sockets_with_names(tmp_path):
     port = free_port()
     path = str(tmp_path / "turnchat.sock")
-    conf = write_config(tmp_path, port)
+    conf = config(tmp_path, port)
     proc, log = activate(tmp_path, [f"127.0.0.1:{port}", path], conf, names=("tcp", "local"))
     try:
         wait_for(lambda: os.path.exists(path), "the Unix socket")
         converse(lambda: Raw(port))
-        converse(lambda: UnixRaw(path))
+        converse(lambda: unix_client(path))
         # One person on each socket still meet: it is one daemon.
-        converse_mixed = [Raw(port), UnixRaw(path)]
+        converse_mixed = [Raw(port), unix_client(path)]
         for c, name in zip(converse_mixed, ("Tcp", "Unix")):
             assert c.line().startswith("HELLO")
             c.send(f"/name {name}")
@@ -124,7 +106,7 @@ def test_tcp_and_unix_sockets_with_names(tmp_path):
 @needs_activate
 def test_warns_when_handed_socket_differs_from_config(tmp_path):
     port, other = free_port(), free_port()
-    conf = write_config(tmp_path, other)
+    conf = config(tmp_path, other)
     proc, log = activate(tmp_path, [f"127.0.0.1:{port}"], conf)
     try:
         wait_for(lambda: "Listening on" in log.read_text(), "the socket")
@@ -140,7 +122,7 @@ def inetd_style(tmp_path, port, server="exit_idle = 1;"):
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", port))
     listener.listen(16)
-    conf = write_config(tmp_path, port, server)
+    conf = config(tmp_path, port, server)
     log = open(tmp_path / "inetd-style.log", "a")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], stdin=listener, stdout=log,
                             stderr=log)
@@ -171,7 +153,7 @@ def test_listening_socket_as_fd0_and_exit_when_idle(tmp_path):
 
 def test_standalone_never_exits_when_idle(tmp_path):
     port = free_port()
-    conf = write_config(tmp_path, port, "exit_idle = 1;")
+    conf = config(tmp_path, port, "exit_idle = 1;")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     try:
@@ -187,11 +169,8 @@ def test_standalone_never_exits_when_idle(tmp_path):
 
 def test_notify_socket_hears_every_state(tmp_path):
     port = free_port()
-    conf = write_config(tmp_path, port)
-    notify_path = str(tmp_path / "notify")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    os.chmod(notify_path, 0o777)  # as systemd's is: turnchatd may no longer be root
+    conf = config(tmp_path, port)
+    notify, notify_path = notify_socket(tmp_path)
     notify.settimeout(TIMEOUT)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,
@@ -234,11 +213,8 @@ def test_notify_socket_hears_every_state(tmp_path):
 
 def test_watchdog_is_fed(tmp_path):
     port = free_port()
-    conf = write_config(tmp_path, port)
-    notify_path = str(tmp_path / "notify")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    os.chmod(notify_path, 0o777)  # as systemd's is: turnchatd may no longer be root
+    conf = config(tmp_path, port)
+    notify, notify_path = notify_socket(tmp_path)
     notify.settimeout(TIMEOUT)
     env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,

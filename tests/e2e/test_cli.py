@@ -5,11 +5,11 @@ import os
 import socket
 import subprocess
 import threading
-import time
 
 import pytest
 
-from conftest import TIMEOUT, TURNCHAT, TURNCHATD, client_env, free_port
+from conftest import client_env
+from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, free_port
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "config")
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "turnchat.conf")
@@ -188,34 +188,21 @@ def test_client_reports_refused_mode_plainly(make_daemon, tmp_path):
     assert "the server refused: That mode is not offered here" in result.stdout
 
 
-def test_ipv6_server_and_bracketed_client_address(tmp_path):
-    port = free_port()
-    conf = tmp_path / "v6.conf"
-    conf.write_text(f'host = "::1";\nport = {port};\n')
-    log = open(tmp_path / "d.log", "w")
-    daemon = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-    try:
-        for _ in range(200):
-            if "ready" in (tmp_path / "d.log").read_text():
-                break
-            time.sleep(0.02)
-        assert "listening on ::1 port" in (tmp_path / "d.log").read_text()
-        waiter = socket.create_connection(("::1", port), timeout=TIMEOUT)
-        waiter.sendall(b"/name V6\n/join\n")
-        client = subprocess.Popen([TURNCHAT, f"[::1]:{port}", "-n", "Six"], env=client_env(tmp_path),
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        client.stdin.write("hello over v6\n")
-        client.stdin.close()
-        data = b""
-        while b"MSG hello over v6\n" not in data:
-            chunk = waiter.recv(4096)
-            assert chunk, data
-            data += chunk
-        waiter.sendall(b"/q\n")
-        assert client.wait(TIMEOUT) == 0
-        assert "Paired with 'V6'" in client.stdout.read()
-        waiter.close()
-    finally:
-        daemon.terminate()
-        daemon.wait(TIMEOUT)
-        log.close()
+def test_ipv6_server_and_bracketed_client_address(make_daemon, tmp_path):
+    d = make_daemon(host="::1")
+    assert "listening on ::1 port" in d.log()
+    waiter = socket.create_connection(("::1", d.port), timeout=TIMEOUT)
+    waiter.sendall(b"/name V6\n/join\n")
+    client = subprocess.Popen([TURNCHAT, f"[::1]:{d.port}", "-n", "Six"], env=client_env(tmp_path),
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    client.stdin.write("hello over v6\n")
+    client.stdin.close()
+    data = b""
+    while b"MSG hello over v6\n" not in data:
+        chunk = waiter.recv(4096)
+        assert chunk, data
+        data += chunk
+    waiter.sendall(b"/q\n")
+    assert client.wait(TIMEOUT) == 0
+    assert "Paired with 'V6'" in client.stdout.read()
+    waiter.close()

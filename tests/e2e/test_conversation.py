@@ -4,7 +4,8 @@ import subprocess
 
 import pexpect
 
-from conftest import TIMEOUT, TURNCHAT, client_env
+from conftest import client_env
+from turnchat_helpers import TIMEOUT, TURNCHAT, free_port
 
 CLOUD_AND_BARRET = [
     ("Barret", "Cloud", "Hey Cloud, you there?"),
@@ -127,7 +128,6 @@ def test_piped_clients_take_turns(daemon, tmp_path):
 
 
 def test_client_before_server_exits_69_with_hint(tmp_path):
-    from conftest import free_port
     port = free_port()
     result = subprocess.run([TURNCHAT, "-H", "127.0.0.1", "-p", str(port)], env=client_env(tmp_path),
                             capture_output=True, text=True, timeout=TIMEOUT, stdin=subprocess.DEVNULL)

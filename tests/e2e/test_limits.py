@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, TURNCHATD, Raw, free_port
+from turnchat_helpers import TIMEOUT, TURNCHATD, Raw, free_port
 
 
 def free_pair(d, names=("Cloud", "Barret")):
@@ -35,10 +35,7 @@ def test_max_per_address(make_daemon):
     other = socket.create_connection((("127.0.0.1", d.port)), timeout=TIMEOUT,
                                      source_address=("127.0.0.2", 0))
     other.close()
-    elsewhere = Raw.__new__(Raw)
-    elsewhere.sock = socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT,
-                                              source_address=("127.0.0.3", 0))
-    elsewhere.pending = b""
+    elsewhere = Raw(d.port, source="127.0.0.3")
     assert elsewhere.line().startswith("HELLO")
     elsewhere.send("/join")
     assert elsewhere.line() == "WAITING lobby"
@@ -162,37 +159,19 @@ def test_refuses_to_run_as_root(tmp_path):
     assert "refusing to run as root" in result.stderr
 
 
-def test_out_of_file_descriptors_it_backs_off_and_recovers(tmp_path):
-    port = free_port()
-    conf = tmp_path / "fd.conf"
-    conf.write_text(f'host = "127.0.0.1"; port = {port};\nserver: {{ max_per_address = 1000; }};\n')
-    log = open(tmp_path / "d.log", "w")
-
+def test_out_of_file_descriptors_it_backs_off_and_recovers(make_daemon):
     def few_fds():
         resource.setrlimit(resource.RLIMIT_NOFILE, (24, 24))
 
-    proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT,
-                            preexec_fn=few_fds)
-    try:
-        for _ in range(200):
-            if "ready" in (tmp_path / "d.log").read_text():
-                break
-            time.sleep(0.02)
-        crowd = [socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) for _ in range(40)]
-        deadline = time.monotonic() + TIMEOUT
-        while "cannot accept now" not in (tmp_path / "d.log").read_text():
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        cpu_before = sum(int(x) for x in open(f"/proc/{proc.pid}/stat").read().split()[13:15])
-        time.sleep(1.0)
-        cpu_after = sum(int(x) for x in open(f"/proc/{proc.pid}/stat").read().split()[13:15])
-        assert cpu_after - cpu_before < 50, "it spins instead of backing off"
-        for s in crowd:
-            s.close()
-        late = Raw(port)
-        assert late.line(timeout=5).startswith("HELLO")
-        assert proc.poll() is None
-    finally:
-        proc.terminate()
-        proc.wait(TIMEOUT)
-        log.close()
+    d = make_daemon(server_settings="max_per_address = 1000;", preexec_fn=few_fds)
+    crowd = [socket.create_connection(("127.0.0.1", d.port), timeout=TIMEOUT) for _ in range(40)]
+    d.wait_for_log("cannot accept now")
+    cpu_before = sum(int(x) for x in open(f"/proc/{d.proc.pid}/stat").read().split()[13:15])
+    time.sleep(1.0)
+    cpu_after = sum(int(x) for x in open(f"/proc/{d.proc.pid}/stat").read().split()[13:15])
+    assert cpu_after - cpu_before < 50, "it spins instead of backing off"
+    for s in crowd:
+        s.close()
+    late = Raw(d.port)
+    assert late.line(timeout=5).startswith("HELLO")
+    assert d.proc.poll() is None

@@ -14,7 +14,8 @@ import time
 
 import pytest
 
-from conftest import TIMEOUT, TURNCHAT, TURNCHATD, Raw, free_port
+from conftest import notify_socket
+from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, Raw
 
 
 def reload(daemon, server_settings):
@@ -33,33 +34,12 @@ def reload(daemon, server_settings):
         time.sleep(0.02)
 
 
-def raw_from(port, source):
-    """A raw client whose connection comes from source (a loopback address)."""
-    c = Raw.__new__(Raw)
-    c.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT,
-                                      source_address=(source, 0))
-    c.pending = b""
-    return c
-
-
-def small_window(port):
-    """A raw client that reads nothing yet, with a tiny receive window, so that
-    what it is sent piles up in the daemon rather than in the kernel."""
-    c = Raw.__new__(Raw)
-    c.sock = socket.socket()
-    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    c.sock.settimeout(TIMEOUT)
-    c.sock.connect(("127.0.0.1", port))
-    c.pending = b""
-    return c
-
-
 # 1. Reload drops readers ------------------------------------------------------
 
 def test_raising_max_queue_by_reload_drops_no_slow_reader(make_daemon):
     d = make_daemon(server_settings="max_queue = 16384; rate_limit = 0; modes = [\"free\"];"
                                     'default_mode = "free";')
-    reader = small_window(d.port)
+    reader = Raw(d.port, window=4096)  # it reads nothing for now
     assert reader.line().startswith("HELLO")
     reader.send("/name Slow")
     reader.send("/join")
@@ -86,7 +66,7 @@ def test_raising_max_queue_by_reload_drops_no_slow_reader(make_daemon):
 def test_lowering_max_queue_by_reload_drops_no_one_with_a_queue(make_daemon):
     d = make_daemon(server_settings="max_queue = 1048576; rate_limit = 0; modes = [\"free\"];"
                                     'default_mode = "free";')
-    reader = small_window(d.port)
+    reader = Raw(d.port, window=4096)  # it reads nothing for now
     assert reader.line().startswith("HELLO")
     reader.send("/join")
     assert reader.line() == "WAITING lobby"
@@ -213,7 +193,7 @@ def test_seven_addresses_leave_room_for_an_eighth(make_daemon):
     for a in range(2, 9):  # 127.0.0.2 .. 127.0.0.8
         for n in range(40):
             try:
-                c = raw_from(d.port, f"127.0.0.{a}")
+                c = Raw(d.port, source=f"127.0.0.{a}")
             except OSError:
                 break
             assert c.line().startswith("HELLO")
@@ -227,12 +207,12 @@ def test_seven_addresses_leave_room_for_an_eighth(make_daemon):
                 c.close()
     assert len(held) == 7 * 4  # max_waiting_per_address
     assert refused > 0
-    newcomer = raw_from(d.port, "127.0.0.9")
+    newcomer = Raw(d.port, source="127.0.0.9")
     assert newcomer.line().startswith("HELLO")
     newcomer.send("/name Newcomer")
     newcomer.send("/join meet")
     assert newcomer.line() == "WAITING meet"
-    friend = raw_from(d.port, "127.0.0.10")
+    friend = Raw(d.port, source="127.0.0.10")
     assert friend.line().startswith("HELLO")
     friend.send("/join meet")
     assert friend.line().startswith("PAIRED Newcomer ")
@@ -270,30 +250,8 @@ def test_lowering_max_line_mid_line_refuses_that_line_and_keeps_the_connection(m
 
 # 7. Unreadable config after the privilege drop --------------------------------
 
-def start_daemon(tmp_path, env=None, mode=0o644):
-    """A turnchatd on a config of its own: (process, log path, port)."""
-    port = free_port()
-    conf = tmp_path / "own.conf"
-    conf.write_text(f'host = "127.0.0.1";\nport = {port};\n')
-    conf.chmod(mode)
-    log_path = tmp_path / "own.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + TIMEOUT
-    while "ready" not in log_path.read_text():
-        assert proc.poll() is None and time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.02)
-    return proc, log_path, port
-
-
-def stop(proc):
-    proc.terminate()
-    proc.wait(TIMEOUT)
-
-
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to drop privileges")
-def test_a_config_only_root_can_read_is_reported_at_start(tmp_path):
+def test_a_config_only_root_can_read_is_reported_at_start(tmp_path, make_daemon):
     conf = tmp_path / "root-only.conf"
     conf.write_text('host = "127.0.0.1";\nport = 4000;\n')
     conf.chmod(0o600)
@@ -304,28 +262,20 @@ def test_a_config_only_root_can_read_is_reported_at_start(tmp_path):
     assert "as user 'nobody' the configuration cannot be read again" in run.stderr
     assert "Permission denied" in run.stderr
 
-    proc, log_path, _ = start_daemon(tmp_path, mode=0o600)
-    try:
-        log = log_path.read_text()
-        assert "every reload (SIGHUP) will fail" in log and "Permission denied" in log, log
-    finally:
-        stop(proc)
+    log = make_daemon(mode=0o600).log()
+    assert "every reload (SIGHUP) will fail" in log and "Permission denied" in log, log
 
 
 # 8. STATUS= at most once a second ---------------------------------------------
 
-def test_status_reaches_the_service_manager_at_most_once_a_second(tmp_path):
-    notify_path = str(tmp_path / "notify")
-    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    notify.bind(notify_path)
-    os.chmod(notify_path, 0o777)  # as systemd's is: turnchatd may no longer be root
-    proc, _, port = start_daemon(tmp_path, env=dict(os.environ, NOTIFY_SOCKET=notify_path))
+def test_status_reaches_the_service_manager_at_most_once_a_second(tmp_path, make_daemon):
+    notify, notify_path = notify_socket(tmp_path)
+    d = make_daemon(env=dict(os.environ, NOTIFY_SOCKET=notify_path))
     try:
         started = time.monotonic()
         churned = 0
         while time.monotonic() - started < 3:
-            c = Raw(port)
-            assert c.line().startswith("HELLO")
+            c = d.client()
             c.close()
             churned += 1
         seconds = time.monotonic() - started
@@ -342,5 +292,5 @@ def test_status_reaches_the_service_manager_at_most_once_a_second(tmp_path):
         assert 1 <= len(statuses) <= seconds + 3, statuses
         assert statuses[-1] == "STATUS=0 waiting, 0 conversations, 0 clients connected"
     finally:
-        stop(proc)
+        d.stop()
         notify.close()

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from conftest import TIMEOUT, Raw
+from turnchat_helpers import TIMEOUT, Raw
 
 
 def test_hello_waiting_paired_msg(daemon):

@@ -10,7 +10,8 @@ import time
 import pexpect
 import pytest
 
-from conftest import TIMEOUT, TURNCHAT, client_env
+from conftest import client_env
+from turnchat_helpers import TIMEOUT, TURNCHAT
 
 
 def spawn(daemon, tmp_path, name, *args, term="xterm", color=False):
