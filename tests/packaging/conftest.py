@@ -1,7 +1,8 @@
 """Fixtures for the packaging tests: the .deb and .rpm files built from a
 clean clone of the repository (so only what is committed counts), and
 booted Debian 12 containers to install them in, made by the system tests'
-harness (tests/system/container.py)."""
+harness (tests/system/container.py); clients talk to them with the helpers
+in tests/lib/turnchat_helpers.py."""
 
 import glob
 import os
@@ -14,6 +15,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "tests", "system"))
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))
 
 import container  # noqa: E402  (tests/system's harness)
 
@@ -150,8 +152,8 @@ def check_reload(box, name="reloaded"):
     no /bin/kill): it exits 0, a paired conversation goes on, and a newcomer
     is greeted with the server name the edited /etc/turnchat.conf gives.
     The file is put back as it was afterwards."""
-    from client import Line, converse, pair
     from guest import CONF, PORT, cursor, show, status, wait_journal
+    from turnchat_helpers import Raw, converse, leave, pair
 
     original = box.read(CONF)
     waiter, caller = pair(lambda: box.connect(PORT))
@@ -168,14 +170,12 @@ def check_reload(box, name="reloaded"):
         wait_journal(box, since, "configuration reloaded")
         assert show(box, "turnchat.service", "MainPID") == pid
         converse(waiter, caller, ["still here?", "still here."])
-        newcomer = Line(box.connect(PORT))
+        newcomer = Raw.over(box.connect(PORT))
         try:
             assert newcomer.line() == f"HELLO turnchat 1 {name}"
         finally:
             newcomer.close()
-        caller.send("/q")
-        assert caller.line() == "BYE quit"
-        assert waiter.line() == "BYE peer-quit"
+        leave(caller, waiter)
     finally:
         waiter.close()
         caller.close()

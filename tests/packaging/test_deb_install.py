@@ -16,9 +16,9 @@ import time
 
 import pytest
 
-from client import Line, wait_until
 from conftest import boot, check_reload
 from guest import PORT, cursor, wait_journal
+from turnchat_helpers import Raw, wait_for
 
 DEBS = "/var/tmp/turnchat-debs"  # /tmp is a fresh tmpfs inside
 APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
@@ -183,8 +183,8 @@ def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):
     assert leftovers == ""
     # Still listening after the upgrade, and the new daemon reads the edit.
     assert state(box, "turnchat.socket") == "active"
-    wait_until(lambda: box.listening(PORT), 10, "turnchat.socket listening again")
-    c = Line(box.connect(PORT))
+    wait_for(lambda: box.listening(PORT), "turnchat.socket listening again", 10)
+    c = Raw.over(box.connect(PORT))
     try:
         assert c.line() == "HELLO turnchat 1 edited"
     finally:

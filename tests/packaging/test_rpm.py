@@ -15,9 +15,9 @@ import re
 import pytest
 
 import container
-from client import converse, pair
 from conftest import REPO, boot, check_reload, need, project_version, run
 from guest import PORT, cursor, wait_journal
+from turnchat_helpers import converse, pair
 
 SPEC = os.path.join(REPO, "packaging", "rpm", "turnchat.spec")
 RPMLINT_CONFIG = os.path.join(REPO, "packaging", "rpm", "rpmlint.toml")

@@ -1,13 +1,17 @@
 """Fixtures for the system tests: turnchatd under a real systemd (a booted
-Debian 12 container, see container.py) and under inetd."""
+Debian 12 container, see container.py) and under inetd. The line client and
+the pairing helpers are tests/lib/turnchat_helpers.py, put on sys.path here."""
 
 import os
+import sys
 
 import pytest
 
-import container
-from container import BUILD, REPO, require
-from guest import CONF
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+import container  # noqa: E402
+from container import BUILD, REPO, require  # noqa: E402
+from guest import CONF  # noqa: E402
 
 
 @pytest.fixture(scope="session")

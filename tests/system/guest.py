@@ -2,7 +2,7 @@
 
 import json
 
-from client import wait_until
+from turnchat_helpers import wait_for
 
 CONF = "/etc/turnchat.conf"
 PORT = 52928
@@ -42,8 +42,8 @@ def state(box, unit="turnchat.service"):
 
 
 def wait_state(box, wanted, unit="turnchat.service", timeout=15):
-    wait_until(lambda: state(box, unit) == wanted, timeout,
-               f"{unit} {wanted} (it is {state(box, unit)})\n{status(box, unit)}")
+    wait_for(lambda: state(box, unit) == wanted,
+             f"{unit} {wanted} (it is {state(box, unit)})\n{status(box, unit)}", timeout)
 
 
 def status(box, unit="turnchat.service"):
@@ -109,7 +109,7 @@ def wait_journal(box, after, text, timeout=10, unit="turnchat.service"):
         return found
 
     try:
-        wait_until(look, timeout, f"journal line with {text!r}", interval=0.2)
+        wait_for(look, f"journal line with {text!r}", timeout, interval=0.2)
     except AssertionError:
         messages = [e.get("MESSAGE") for e in journal(box, after, unit)]
         raise AssertionError(f"no journal line of {unit} contains {text!r}; it has:\n"

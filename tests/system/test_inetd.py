@@ -14,19 +14,12 @@ import time
 
 import pytest
 
-from client import converse, hello, pair, wait_until
 from container import REPO, require
 from guest import PORT, configure, processes, reset
+from turnchat_helpers import TIMEOUT, converse, free_port, hello, leave, pair, wait_for, write_config
 
 INETD_EXAMPLE = os.path.join(REPO, "etc", "inetd.conf.example")
 XINETD_EXAMPLE = os.path.join(REPO, "etc", "xinetd.d", "turnchat.example")
-TIMEOUT = 10
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def host_listening(port):
@@ -72,11 +65,8 @@ class Inetd:
         self.turnchatd = os.path.join(self.dir, "turnchatd")
         shutil.copy(turnchatd, self.turnchatd)
         os.chmod(self.turnchatd, 0o755)
-        self.config = os.path.join(self.dir, "turnchat.conf")
-        with open(self.config, "w") as f:
-            f.write(f'host = "127.0.0.1";\nport = {self.port};\n'
-                    f"server = {{\n{server_settings}\n}};\n")
-        os.chmod(self.config, 0o644)
+        self.config = str(write_config(os.path.join(self.dir, "turnchat.conf"), self.port,
+                                       server_settings=server_settings))
         entry = example_entry()
         assert entry[0].endswith(f":{PORT}") and entry[5] == "/usr/sbin/turnchatd", entry
         entry[0] = f"127.0.0.1:{self.port}"
@@ -93,8 +83,8 @@ class Inetd:
         self.proc = subprocess.Popen(["inetd", "-d", "-i", self.inetd_conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_until(lambda: host_listening(self.port) or self.proc.poll() is not None,
-                   TIMEOUT, f"inetd listening on {self.port}")
+        wait_for(lambda: host_listening(self.port) or self.proc.poll() is not None,
+                 f"inetd listening on {self.port}")
         assert self.proc.poll() is None, self.inetd_log()
 
     def inetd_log(self):
@@ -173,9 +163,7 @@ def test_inetd_conversation(make_inetd):
     waiter, caller = pair(inetd.connect)
     converse(waiter, caller, ["Hey Cloud, you there?", "Yeah. What do you want?", "Bye."])
     assert len(inetd.servers()) == 1, "one turnchatd serves everyone"
-    caller.send("/q")
-    assert caller.line() == "BYE quit"
-    assert waiter.line() == "BYE peer-quit"
+    leave(caller, waiter)
 
 
 def test_inetd_exit_when_idle_and_start_again(make_inetd):
@@ -184,7 +172,7 @@ def test_inetd_exit_when_idle_and_start_again(make_inetd):
     first = inetd.servers()
     assert len(first) == 1
     c.close()
-    wait_until(lambda: not inetd.servers(), TIMEOUT, "turnchatd exiting when idle")
+    wait_for(lambda: not inetd.servers(), "turnchatd exiting when idle")
     waiter, caller = pair(inetd.connect)
     converse(waiter, caller)
     assert inetd.servers() and inetd.servers() != first
@@ -205,7 +193,7 @@ def xinetd(box, installed_config):
     try:
         box.run(["systemd-run", "--unit=turnchat-xinetd", "-p", "KillMode=control-group",
                  "/usr/sbin/xinetd", "-dontfork", "-stayalive"])
-        wait_until(lambda: box.listening(PORT), TIMEOUT, "xinetd listening")
+        wait_for(lambda: box.listening(PORT), "xinetd listening")
         yield box
     finally:
         box.systemctl("stop", "turnchat-xinetd.service", check=False)
@@ -233,9 +221,7 @@ def test_xinetd_conversation(xinetd):
     converse(waiter, caller, ["Hey Cloud, you there?", "Yeah. What do you want?"])
     nobody = int(box.run(["id", "-u", "nobody"]).stdout)
     assert set(processes(box, "turnchatd").values()) == {nobody}
-    caller.send("/q")
-    assert caller.line() == "BYE quit"
-    assert waiter.line() == "BYE peer-quit"
+    leave(caller, waiter)
 
 
 def test_xinetd_exit_when_idle_and_start_again(xinetd):
@@ -245,7 +231,6 @@ def test_xinetd_exit_when_idle_and_start_again(xinetd):
     first = processes(box, "turnchatd")
     assert len(first) == 1
     c.close()
-    wait_until(lambda: not processes(box, "turnchatd"), TIMEOUT,
-               "turnchatd exiting when idle")
+    wait_for(lambda: not processes(box, "turnchatd"), "turnchatd exiting when idle")
     waiter, caller = pair(lambda: box.connect(PORT))
     converse(waiter, caller)

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from client import Line, converse, hello, pair, wait_until
 from container import REPO, require
 from guest import (PORT, configure, cursor, dropin, journal, reset, show, state,
                    status, uid_of, wait_journal, wait_state)
+from turnchat_helpers import Raw, converse, hello, leave, pair, wait_for
 
 UNITDIR = "/usr/lib/systemd/system"
 GENERATOR = "/usr/lib/systemd/system-generators/turnchat-socket-generator"
@@ -26,7 +26,7 @@ def listening(box, installed_config):
     """turnchat.socket started from a clean slate; everything put back after."""
     reset(box, installed_config)
     box.systemctl("start", "turnchat.socket")
-    wait_until(lambda: box.listening(PORT), 10, f"turnchat.socket listening on {PORT}")
+    wait_for(lambda: box.listening(PORT), f"turnchat.socket listening on {PORT}", 10)
     yield box
     reset(box, installed_config)
 
@@ -128,9 +128,7 @@ def test_conversation(listening):
     wait_state(box, "active")
     converse(waiter, caller, ["Hey Cloud, you there?", "Yeah. What do you want?",
                               "Just checking.", "ok"])
-    caller.send("/q")
-    assert caller.line() == "BYE quit"
-    assert waiter.line() == "BYE peer-quit"
+    leave(caller, waiter)
     # Sandboxed as the unit says: not root, no network of its own.
     pid = main_pid(box)
     assert uid_of(box, pid) != 0
@@ -143,8 +141,8 @@ def test_status_counts(listening):
     waiter = hello(box.connect(PORT), "Cloud", "den")
     assert waiter.line() == "WAITING den"
     a, b = pair(connector(box), names=("Tifa", "Aerith"))
-    wait_until(lambda: re.search(r"\d", show(box, "turnchat.service", "StatusText")), 5,
-               "a STATUS= with counts")
+    wait_for(lambda: re.search(r"\d", show(box, "turnchat.service", "StatusText")),
+             "a STATUS= with counts", 5)
 
 
 def test_journal_lines(listening):
@@ -218,7 +216,7 @@ def test_reload_keeps_conversation(listening):
     wait_state(box, "active")
     assert main_pid(box) == pid
     converse(waiter, caller, ["still here?", "still here."])
-    newcomer = Line(box.connect(PORT))
+    newcomer = Raw.over(box.connect(PORT))
     assert newcomer.line() == "HELLO turnchat 1 after"
     wait_journal(box, since, "configuration reloaded")
 
@@ -233,9 +231,9 @@ def test_config_port_moves_socket(listening):
     configure(box, port=new_port)
     box.systemctl("daemon-reload")
     box.systemctl("restart", "turnchat.socket")
-    wait_until(lambda: box.listening(new_port), 10,
-               f"turnchat.socket on {new_port}\n"
-               + box.systemctl("cat", "turnchat.socket", check=False).stdout)
+    wait_for(lambda: box.listening(new_port),
+             f"turnchat.socket on {new_port}\n"
+             + box.systemctl("cat", "turnchat.socket", check=False).stdout, 10)
     assert not box.listening(PORT)
     waiter, caller = pair(connector(box, new_port))
     converse(waiter, caller)
