@@ -13,25 +13,21 @@ build directory (meson sets it). Bounded: the whole run is cut at
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import hostile  # noqa: E402
+import turnchat_helpers  # noqa: E402
 from peers import Client, conversation  # noqa: E402
 
-BUILD = os.environ.get("TURNCHAT_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
 MAX_CLIENTS = 300
 
-CONFIG = """host = "127.0.0.1";
-port = {port};
-server: {{
-  max_clients = {max_clients};
+SERVER_SETTINGS = """  max_clients = {max_clients};
   max_per_address = {per_address};
   max_waiting_per_address = {per_address};
   join_timeout = {join_timeout};
@@ -39,43 +35,21 @@ server: {{
   max_queue = 65536;
   rate_limit = 50;
   rate_burst = 100;
-  log_level = "info";
-}};
-"""
+  log_level = "info";"""
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class Daemon(turnchat_helpers.Daemon):
+    """turnchatd on the chaos config, and what it holds: memory, descriptors."""
 
-
-class Daemon:
     def __init__(self, workdir):
-        self.port = free_port()
-        self.config = os.path.join(workdir, "turnchat.conf")
-        with open(self.config, "w") as f:
-            f.write(CONFIG.format(port=self.port, max_clients=MAX_CLIENTS,
-                                  per_address=hostile.PER_ADDRESS,
-                                  join_timeout=hostile.JOIN_TIMEOUT,
-                                  slow_timeout=hostile.SLOW_TIMEOUT))
-        binary = os.path.join(BUILD, "src", "turnchatd")
-        check = subprocess.run([binary, "-t", "-c", self.config], capture_output=True, text=True)
-        if check.returncode != 0:
-            raise SystemExit(f"the chaos config is refused:\n{check.stderr}")
-        self.log_path = os.path.join(workdir, "turnchatd.log")
-        self.log_file = open(self.log_path, "w")
-        self.proc = subprocess.Popen([binary, "-f", "-c", self.config],
-                                     stdout=self.log_file, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        while "ready" not in self.log():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"turnchatd did not start:\n{self.log()}")
-            time.sleep(0.05)
-
-    def log(self):
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        settings = SERVER_SETTINGS.format(max_clients=MAX_CLIENTS,
+                                          per_address=hostile.PER_ADDRESS,
+                                          join_timeout=hostile.JOIN_TIMEOUT,
+                                          slow_timeout=hostile.SLOW_TIMEOUT)
+        try:
+            super().__init__(workdir, server_settings=settings, ready_timeout=20)
+        except AssertionError as e:
+            raise SystemExit(f"turnchatd did not start: {e}") from None
 
     def rss_kib(self):
         with open(f"/proc/{self.proc.pid}/status") as f:
@@ -86,19 +60,6 @@ class Daemon:
 
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def stop(self, timeout=10):
-        """SIGTERM; returns the exit status, or None if it had to be killed."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                return None
-        self.log_file.close()
-        return self.proc.returncode
 
 
 async def guarded(coro, label, problems):

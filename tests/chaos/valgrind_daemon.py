@@ -13,30 +13,20 @@ import os
 import re
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
-import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
-from chaos import free_port  # noqa: E402
-from peers import Client, conversation  # noqa: E402
-
-BUILD = os.environ.get("TURNCHAT_BUILD", os.path.join(os.path.dirname(__file__), "../../build"))
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "lib"))
+
+from peers import Client, conversation  # noqa: E402
+from turnchat_helpers import Daemon  # noqa: E402
 
 
-def stop(proc):
-    """SIGTERM, once: a second one while the daemon is exiting, after it
-    unblocked its signals, would kill it before memcheck's report."""
-    if proc.poll() is None and not getattr(proc, "stopped", False):
-        proc.send_signal(signal.SIGTERM)
-        proc.stopped = True
-
-
-async def drive(port, config, proc, problems):
+async def drive(daemon, problems):
     """Everything the daemon allocates for, ending in every way it can."""
+    port = daemon.port
     await asyncio.gather(*(conversation(port, i, ("turns", "free")[i % 2], 8,
                                         ("127.0.0.1", "127.0.0.1"), problems, lambda: None)
                            for i in range(4)))
@@ -54,13 +44,11 @@ async def drive(port, config, proc, problems):
     await lost[1].close()
 
     # A reload with a good file, then with a broken one (kept out: the old stays).
-    with open(config) as f:
-        good = f.read()
-    proc.send_signal(signal.SIGHUP)
+    good = daemon.config.read_text()
+    daemon.proc.send_signal(signal.SIGHUP)
     await asyncio.sleep(2)
-    with open(config, "w") as f:
-        f.write(good + "server: { max_line = 1; };\n")
-    proc.send_signal(signal.SIGHUP)
+    daemon.config.write_text(good.replace("server: {", "server: {\n  max_line = 1;", 1))
+    daemon.proc.send_signal(signal.SIGHUP)
     await asyncio.sleep(2)
 
     # Still here at the stop: one waiting, a pair talking, one not joined.
@@ -75,7 +63,7 @@ async def drive(port, config, proc, problems):
     await stay[2].expect("PAIRED")
     stay[2].send("still talking")
     await stay[1].until(lambda: stay[1].msgs, what="a message")
-    stop(proc)
+    daemon.terminate()  # once: a second SIGTERM would end it before memcheck's report
     for c in stay:
         await c.until(lambda c=c: c.bye == "shutdown", what="BYE shutdown")
         await c.close()
@@ -89,37 +77,22 @@ def main():
     problems = []
     with tempfile.TemporaryDirectory(prefix="turnchat-valgrind-") as workdir:
         os.chmod(workdir, 0o755)  # the daemon, dropped to nobody, rereads its config
-        port = free_port()
-        config = os.path.join(workdir, "turnchat.conf")
-        with open(config, "w") as f:
-            f.write(f'host = "127.0.0.1";\nport = {port};\n')
-        os.chmod(config, 0o644)
-        log_path = os.path.join(workdir, "valgrind.log")
-        with open(log_path, "w") as log:
-            proc = subprocess.Popen(
-                [valgrind, "--leak-check=full", "--show-leak-kinds=all",
-                 "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
-                 "--track-fds=no", f"--suppressions={os.path.join(HERE, 'valgrind.supp')}",
-                 os.path.join(BUILD, "src", "turnchatd"), "-f", "-c", config],
-                stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 60
-        while "ready" not in open(log_path).read():
-            if proc.poll() is not None or time.monotonic() > deadline:
-                print(open(log_path).read())
-                return 1
-            time.sleep(0.1)
+        memcheck = [valgrind, "--leak-check=full", "--show-leak-kinds=all",
+                    "--errors-for-leak-kinds=definite,indirect,possible", "--error-exitcode=99",
+                    "--track-fds=no", f"--suppressions={os.path.join(HERE, 'valgrind.supp')}"]
         try:
-            asyncio.run(asyncio.wait_for(drive(port, config, proc, problems), 120))
+            daemon = Daemon(workdir, wrapper=memcheck, ready_timeout=60)
+        except AssertionError as e:
+            print(e)
+            return 1
+        try:
+            asyncio.run(asyncio.wait_for(drive(daemon, problems), 120))
         except Exception as e:  # noqa: BLE001 - reported, then the daemon is still stopped
             problems.append(f"driving the daemon: {type(e).__name__}: {e}")
-        stop(proc)
-        try:
-            status = proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            status = proc.wait()
+        status = daemon.stop(60)
+        if status is None:
             problems.append("turnchatd did not stop within 60 s of SIGTERM")
-        report = open(log_path).read()
+        report = daemon.log()
     summary = [line.split("== ", 1)[-1] for line in report.splitlines()
                if re.search(r"(definitely|indirectly|possibly) lost:|still reachable:|"
                             r"ERROR SUMMARY:", line)]
