@@ -289,6 +289,22 @@ int protocol_append_info(struct buffer *out, const char *text)
 	return append_words(out, SRV_INFO, text, NULL);
 }
 
+int protocol_append_help(struct buffer *out)
+{
+	static const char *const lines[] = {
+		"Commands: /name NAME, /mode turns|free, /join [ROOM], /help, /q",
+		"Before /join, /name and /mode say who you are and how you want to talk.",
+		"/join waits at a meeting point; the next person to join it becomes your partner.",
+		"Once paired, every line not starting with / goes to your partner; "
+		"// sends a leading /.",
+	};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]) && rc == 0; i++)
+		rc = protocol_append_info(out, lines[i]);
+	return rc;
+}
+
 int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text)
 {
 	return append_words(out, SRV_BYE, bye_names[reason], text);

@@ -139,6 +139,8 @@ int protocol_append_paired(struct buffer *out, const char *peer, enum chat_mode 
 int protocol_append_msg(struct buffer *out, const char *text, size_t len);
 int protocol_append_error(struct buffer *out, enum error_code code, const char *text);
 int protocol_append_info(struct buffer *out, const char *text);
+/* The INFO lines that answer /help. */
+int protocol_append_help(struct buffer *out);
 int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text);
 
 enum server_keyword {

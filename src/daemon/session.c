@@ -20,13 +20,6 @@
 /* How long a closing connection may take to read its last lines. */
 #define SESSION_CLOSE_GRACE_MS 5000
 
-static const char *const help_lines[] = {
-	"Commands: /name NAME, /mode turns|free, /join [ROOM], /help, /q",
-	"Before /join, /name and /mode say who you are and how you want to talk.",
-	"/join waits at a meeting point; the next person to join it becomes your partner.",
-	"Once paired, every line not starting with / goes to your partner; // sends a leading /.",
-};
-
 /* Two people paired: side 0 waited, side 1 came and, in turns mode, starts. */
 struct conversation {
 	struct session *side[2];
@@ -329,47 +322,51 @@ static void join(struct session *session, const char *room, size_t room_len)
 	}
 }
 
-static void session_handle_command(struct session *session, const struct command *command)
+/* Acts on one command; returns the code it is refused with, or ERR_UNKNOWN. */
+static enum error_code session_handle_command(struct session *session,
+					      const struct command *command)
 {
 	const struct server_config *cfg = &session->server->config.server;
 	bool joined = session->state != SESSION_NEW;
 
 	switch (command->kind) {
 	case CMD_INVALID:
-		{ session_refuse(session, command->error); return; }
+		return command->error;
 	case CMD_MESSAGE:
 		if (session->state != SESSION_PAIRED)
-			{ session_refuse(session, ERR_NOT_PAIRED); return; }
-		{ relay(session, command->arg, command->arg_len); return; }
+			return ERR_NOT_PAIRED;
+		relay(session, command->arg, command->arg_len);
+		break;
 	case CMD_NAME:
 		if (joined)
-			{ session_refuse(session, ERR_BUSY); return; }
+			return ERR_BUSY;
 		snprintf(session->name, sizeof(session->name), "%.*s", (int)command->arg_len,
 			 command->arg);
-		return;
+		break;
 	case CMD_MODE:
 		if (joined)
-			{ session_refuse(session, ERR_BUSY); return; }
+			return ERR_BUSY;
 		if (!(cfg->modes & (1u << command->mode)))
-			{ session_refuse(session, ERR_BAD_MODE); return; }
+			return ERR_BAD_MODE;
 		session->mode = command->mode;
-		return;
+		break;
 	case CMD_JOIN:
 		if (joined)
-			{ session_refuse(session, ERR_BUSY); return; }
-		{ join(session, command->arg, command->arg_len); return; }
+			return ERR_BUSY;
+		join(session, command->arg, command->arg_len);
+		break;
 	case CMD_HELP:
-		for (size_t i = 0; i < sizeof(help_lines) / sizeof(help_lines[0]); i++)
-			session_queued(session, protocol_append_info(connection_output(session->conn),
-								     help_lines[i]));
-		return;
+		session_queued(session, protocol_append_help(connection_output(session->conn)));
+		break;
 	case CMD_QUIT:
 		log_info("#%lu %s quits", session->id, session->name);
 		if (session->state == SESSION_PAIRED)
-			{ end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
-			  return; }
-		{ session_bye(session, BYE_QUIT, NULL); return; }
+			end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
+		else
+			session_bye(session, BYE_QUIT, NULL);
+		break;
 	}
+	return ERR_UNKNOWN;
 }
 
 static void session_line(void *ctx, const char *line, size_t len)
@@ -379,13 +376,17 @@ static void session_line(void *ctx, const char *line, size_t len)
 	struct command command;
 
 	protocol_parse_command(line, len, &command);
+	bool leaving = command.kind == CMD_QUIT;
+	enum error_code refused;
+
 	/* Leaving is never refused, however fast someone types. */
-	if (command.kind != CMD_QUIT && !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
-						   event_now_ms(session->server->loop))) {
-		session_refuse(session, ERR_RATE_LIMITED);
-		return;
-	}
-	session_handle_command(session, &command);
+	if (!leaving && !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
+				   event_now_ms(session->server->loop)))
+		refused = ERR_RATE_LIMITED;
+	else
+		refused = session_handle_command(session, &command);
+	if (refused != ERR_UNKNOWN)
+		session_refuse(session, refused);
 }
 
 static void session_too_long(void *ctx)
