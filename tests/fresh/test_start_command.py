@@ -29,10 +29,15 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+
+from turnchat_helpers import Raw  # noqa: E402  (the line client of every suite)
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 SUITE = "bookworm"
@@ -57,7 +62,6 @@ DEBOOTSTRAP_TIMEOUT = 1200  # the base tree, once
 COPY_TIMEOUT = 300
 COMMAND_TIMEOUT = 1200      # apt-get update and install, meson setup and compile, start
 STOP_TIMEOUT = 30
-TIMEOUT = 10                # each line of the conversation
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -379,32 +383,7 @@ def mounts_under(path):
     return found
 
 
-# ------------------------------------------------------------ the client
-
-class Raw:
-    """A protocol-level client, as someone using nc would be."""
-
-    def __init__(self, host, port):
-        self.sock = socket.create_connection((host, port), timeout=TIMEOUT)
-        self.pending = b""
-
-    def send(self, text):
-        self.sock.sendall(text.encode() + b"\n")
-
-    def line(self):
-        """The next line from the server, without its LF; '' on EOF."""
-        while b"\n" not in self.pending:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                rest, self.pending = self.pending, b""
-                return rest.decode(errors="replace")
-            self.pending += chunk
-        line, self.pending = self.pending.split(b"\n", 1)
-        return line.decode(errors="replace")
-
-    def close(self):
-        self.sock.close()
-
+# ------------------------------------------------------------ the conversation
 
 def converse(host):
     """Two people pair in the default room, say a line each in turns, and
@@ -423,13 +402,13 @@ def converse(host):
         client.send(text)
 
     try:
-        cloud = Raw(host, PORT)
+        cloud = Raw(PORT, host)
         clients.append(cloud)
         expect("Cloud", cloud, lambda l: l.startswith("HELLO turnchat 1 "), "HELLO")
         say("Cloud", cloud, "/name Cloud")
         say("Cloud", cloud, "/join")
         expect("Cloud", cloud, lambda l: l == "WAITING lobby", "WAITING lobby")
-        barret = Raw(host, PORT)
+        barret = Raw(PORT, host)
         clients.append(barret)
         expect("Barret", barret, lambda l: l.startswith("HELLO turnchat 1 "), "HELLO")
         say("Barret", barret, "/name Barret")
