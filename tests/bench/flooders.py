@@ -97,19 +97,22 @@ def flooder_main(port, source, deadline):
         sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE)
         pending = b""
         ended = None
+        sending = True
         while ended is None:
             now = time.monotonic()
             if now >= stop_at:
                 stats["cut_by_deadline"] += 1
                 break
             for _, events in sel.select(min(0.5, stop_at - now)):
-                if events & selectors.EVENT_WRITE:
+                if events & selectors.EVENT_WRITE and sending:
                     try:
                         stats["bytes_written"] += s.send(CHUNK)
                     except BlockingIOError:
                         pass
                     except OSError:
-                        ended = "error"
+                        # Reset: what arrived before it can still be read.
+                        sending = False
+                        sel.modify(s, selectors.EVENT_READ)
                 if events & selectors.EVENT_READ:
                     try:
                         data = s.recv(262144)
@@ -132,7 +135,7 @@ def flooder_main(port, source, deadline):
                             else:
                                 stats["bye_other"][reason] = stats["bye_other"].get(reason, 0) + 1
                             ended = "bye"
-        if ended in ("eof", "error"):
+        if ended == "eof":
             stats["ended_without_bye"] += 1
         sel.unregister(s)
         s.close()
