@@ -111,3 +111,9 @@ void buffer_trim(struct buffer *buf)
 	if (buffer_length(buf) == 0)
 		buffer_release(buf);
 }
+
+void buffer_trim_small(struct buffer *buf)
+{
+	if (buffer_length(buf) == 0 && buf->size <= BUFFER_FIRST_SIZE)
+		buffer_release(buf);
+}

@@ -49,5 +49,9 @@ void buffer_consume(struct buffer *buf, size_t len);
 
 /* Gives the memory back if the buffer is empty: for connections gone idle. */
 void buffer_trim(struct buffer *buf);
+/* The same, but only a small block, which goes back to the pool at no cost:
+ * a busy buffer keeps its larger block instead of asking malloc for it again
+ * on every pass; buffer_trim gives that back once the buffer is quiet. */
+void buffer_trim_small(struct buffer *buf);
 
 #endif

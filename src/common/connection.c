@@ -379,7 +379,7 @@ static bool write_output(struct connection *conn)
 		return true;
 	}
 	want_events(conn, conn->events & ~(uint32_t)EPOLLOUT);
-	buffer_trim(&conn->output);
+	buffer_trim_small(&conn->output);
 	if (conn->notify_drained) {
 		/* Last: the owner may queue more output or resume a sender here. */
 		conn->notify_drained = false;

@@ -76,7 +76,8 @@ bool line_reader_deliver(struct line_reader *reader, bool at_eof)
 				   buffer_length(&reader->input), at_eof);
 	buffer_consume(&reader->input, used);
 	/* Freed at once, the memory serves the next reader that needs some:
-	 * thousands of quiet connections then hold no buffers at all. */
-	buffer_trim(&reader->input);
+	 * thousands of quiet connections then hold no buffers at all (a
+	 * larger block waits for connection_trim, once a second). */
+	buffer_trim_small(&reader->input);
 	return line_reader_empty(reader);
 }

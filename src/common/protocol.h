@@ -95,7 +95,10 @@ struct command {
 
 /* True when a line a client sends is a chat message, not a command: it does
  * not start with '/', or starts with "//" (which sends a leading '/'). */
-bool protocol_is_message(const char *line, size_t len);
+static inline bool protocol_is_message(const char *line, size_t len)
+{
+	return len == 0 || line[0] != '/' || (len > 1 && line[1] == '/');
+}
 
 /* Parses one line a client sent, already framed; checks UTF-8 and controls too. */
 void protocol_parse_command(const char *line, size_t len, struct command *command);

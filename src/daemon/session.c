@@ -380,8 +380,9 @@ static void session_line(void *ctx, const char *line, size_t len)
 	enum error_code refused;
 
 	/* Leaving is never refused, however fast someone types. */
-	if (!leaving && !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
-				   event_now_ms(session->server->loop)))
+	if (!leaving && cfg->rate_limit &&
+	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
+		       event_now_ms(session->server->loop)))
 		refused = ERR_RATE_LIMITED;
 	else
 		refused = session_handle_command(session, &command);

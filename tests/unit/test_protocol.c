@@ -165,6 +165,35 @@ struct text_case {
 #define BADU(lit) {S(lit), TEXT_BAD_UTF8}
 #define CTRL(lit) {S(lit), TEXT_CONTROL_CHAR}
 
+/* The word-at-a-time ASCII path: one odd byte anywhere in a line, at
+ * every offset within and across 8-byte words, is still seen. */
+static void test_check_text_every_offset(void **state)
+{
+	static const struct {
+		const char *bytes;
+		size_t len;
+		enum text_check expect;
+	} odd[] = {
+		{"\x01", 1, TEXT_CONTROL_CHAR}, {"\x1f", 1, TEXT_CONTROL_CHAR},
+		{"\x7f", 1, TEXT_CONTROL_CHAR}, {"\xc2\x85", 2, TEXT_CONTROL_CHAR},
+		{"\xff", 1, TEXT_BAD_UTF8},     {"\xc3", 1, TEXT_BAD_UTF8},
+		{"\xc3\xa9", 2, TEXT_OK},       {"\t", 1, TEXT_OK},
+		{" ", 1, TEXT_OK},               {"~", 1, TEXT_OK},
+	};
+	char line[40];
+
+	(void)state;
+	for (size_t k = 0; k < COUNT(odd); k++) {
+		for (size_t pos = 0; pos + odd[k].len <= 24; pos++) {
+			memset(line, 'a', sizeof(line));
+			memcpy(line + pos, odd[k].bytes, odd[k].len);
+			snprintf(at, sizeof(at), "case %zu at %zu", k, pos);
+			assert_int_equal(protocol_check_text(line, 24), odd[k].expect);
+		}
+	}
+	at[0] = '\0';
+}
+
 static void test_check_text(void **state)
 {
 	static const struct text_case cases[] = {
@@ -475,6 +504,7 @@ int main(void)
 		cmocka_unit_test(test_frame_too_long_at_once),
 		cmocka_unit_test(test_frame_several_lines),
 		cmocka_unit_test(test_check_text),
+		cmocka_unit_test_teardown(test_check_text_every_offset, report_at),
 		cmocka_unit_test(test_valid_name),
 		cmocka_unit_test(test_parse_command),
 		cmocka_unit_test(test_names_of_codes),
