@@ -167,14 +167,21 @@ def test_standalone_never_exits_when_idle(tmp_path):
         proc.wait(TIMEOUT)
 
 
-def test_notify_socket_hears_every_state(tmp_path):
+def notifying(tmp_path, watchdog_usec):
+    """A turnchatd that tells a socket of ours what systemd would hear, a
+    watchdog of watchdog_usec included: (the socket, the process, its port)."""
     port = free_port()
     conf = config(tmp_path, port)
     notify, notify_path = notify_socket(tmp_path)
     notify.settimeout(TIMEOUT)
-    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="400000")
+    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC=str(watchdog_usec))
     proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return notify, proc, port
+
+
+def test_notify_socket_hears_every_state(tmp_path):
+    notify, proc, port = notifying(tmp_path, 400000)
     heard = []
 
     def hear(text):
@@ -212,13 +219,7 @@ def test_notify_socket_hears_every_state(tmp_path):
 
 
 def test_watchdog_is_fed(tmp_path):
-    port = free_port()
-    conf = config(tmp_path, port)
-    notify, notify_path = notify_socket(tmp_path)
-    notify.settimeout(TIMEOUT)
-    env = dict(os.environ, NOTIFY_SOCKET=notify_path, WATCHDOG_USEC="1000000")
-    proc = subprocess.Popen([TURNCHATD, "-f", "-c", str(conf)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    notify, proc, _ = notifying(tmp_path, 1000000)
     try:
         kicks, started = 0, time.monotonic()
         while kicks < 2:
