@@ -368,16 +368,7 @@ class Container:
 
     def listening(self, port):
         """True while something inside listens on TCP port (any address)."""
-        for name in ("tcp", "tcp6"):
-            try:
-                lines = open(f"/proc/{self.pid}/net/{name}").read().splitlines()[1:]
-            except OSError:
-                continue
-            for line in lines:
-                fields = line.split()
-                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                    return True
-        return False
+        return tcp_listening(port, self.pid)
 
     def connect(self, port, host="127.0.0.1", timeout=10):
         """A TCP socket connected from inside the container's network."""
@@ -385,6 +376,21 @@ class Container:
 
 
 # ---------------------------------------------------------------- helpers
+
+def tcp_listening(port, pid="self"):
+    """True while something in the network namespace of pid (by default
+    this process's) listens on TCP port, on any address."""
+    for name in ("tcp", "tcp6"):
+        try:
+            lines = open(f"/proc/{pid}/net/{name}").read().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
 
 _CONNECT = r"""
 import os, socket, sys

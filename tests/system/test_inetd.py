@@ -14,25 +14,12 @@ import time
 
 import pytest
 
-from container import REPO, require
+from container import REPO, require, tcp_listening
 from guest import PORT, configure, processes, reset
 from turnchat_helpers import TIMEOUT, converse, free_port, hello, leave, pair, wait_for, write_config
 
 INETD_EXAMPLE = os.path.join(REPO, "etc", "inetd.conf.example")
 XINETD_EXAMPLE = os.path.join(REPO, "etc", "xinetd.d", "turnchat.example")
-
-
-def host_listening(port):
-    for name in ("tcp", "tcp6"):
-        try:
-            lines = open(f"/proc/net/{name}").read().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                return True
-    return False
 
 
 def children(pid):
@@ -83,7 +70,7 @@ class Inetd:
         self.proc = subprocess.Popen(["inetd", "-d", "-i", self.inetd_conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: host_listening(self.port) or self.proc.poll() is not None,
+        wait_for(lambda: tcp_listening(self.port) or self.proc.poll() is not None,
                  f"inetd listening on {self.port}")
         assert self.proc.poll() is None, self.inetd_log()
 
