@@ -71,8 +71,10 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 			buf->size = size;
 		}
 	}
+	/* Free memory past a lowered limit is not room. */
 	if (room != NULL)
-		*room = buf->size - buf->end;
+		*room = buf->size - buf->end < buffer_room(buf) ? buf->size - buf->end
+								 : buffer_room(buf);
 	return buf->data + buf->end;
 }
 

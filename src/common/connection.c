@@ -186,7 +186,9 @@ void connection_pause_reading(struct connection *conn, bool paused)
 		want_events(conn, conn->events & ~(uint32_t)EPOLLIN);
 		return;
 	}
-	want_events(conn, conn->events | EPOLLIN);
+	/* Held lines go first; an end that came meanwhile is still readable,
+	 * and the loop reports it again. */
+	want_events(conn, (conn->events & ~(uint32_t)EPOLLET) | EPOLLIN);
 	line_reader_deliver(&conn->reader, false);
 }
 
@@ -309,6 +311,14 @@ static bool read_input(struct connection *conn)
 			return true;
 		if (n == 0) {
 			line_reader_deliver(&conn->reader, true);
+			if (conn->state == CONNECTION_OPEN && conn->paused &&
+			    !line_reader_empty(&conn->reader)) {
+				/* Lines it sent before its end wait for the resume; until
+				 * then a hang-up, which epoll always reports, is told once
+				 * (edge-triggered), not on every pass. */
+				want_events(conn, (conn->events & ~(uint32_t)EPOLLIN) | EPOLLET);
+				return true;
+			}
 			if (conn->state == CONNECTION_FLUSHING) {
 				/* Its last line was a goodbye: answer it before closing. */
 				conn->peer_eof = true;

@@ -31,7 +31,8 @@ struct connection_handler {
 
 struct connection;
 
-/* Takes over fd (non-blocking). output_limit caps what may wait unsent. */
+/* Takes over fd (non-blocking) unless it returns NULL (the caller then still
+ * owns it). output_limit caps what may wait unsent. */
 struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
 				     size_t output_limit,
 				     const struct connection_handler *handler, void *ctx);

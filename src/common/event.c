@@ -41,7 +41,8 @@ struct event_loop {
 	event_tick_fn *tick_fn;
 	void *tick_data;
 	struct event_source *removed;
-	struct event_deferred *deferred; /* first of the queued deferred work */
+	struct event_deferred *deferred, *deferred_tail; /* queued work, oldest first */
+	unsigned pass; /* counts the runs of deferred work */
 	uint64_t now; /* the clock as read after the last wait; 0 before one */
 };
 
@@ -61,12 +62,16 @@ void event_defer(struct event_loop *loop, struct event_deferred *node)
 {
 	if (node->queued)
 		return;
+	/* Last in line, and due in the pass after the one running now. */
 	node->queued = true;
-	node->prev = NULL;
-	node->next = loop->deferred;
-	if (loop->deferred)
-		loop->deferred->prev = node;
-	loop->deferred = node;
+	node->pass = loop->pass;
+	node->next = NULL;
+	node->prev = loop->deferred_tail;
+	if (loop->deferred_tail)
+		loop->deferred_tail->next = node;
+	else
+		loop->deferred = node;
+	loop->deferred_tail = node;
 }
 
 void event_defer_cancel(struct event_loop *loop, struct event_deferred *node)
@@ -79,19 +84,29 @@ void event_defer_cancel(struct event_loop *loop, struct event_deferred *node)
 		loop->deferred = node->next;
 	if (node->next)
 		node->next->prev = node->prev;
+	else
+		loop->deferred_tail = node->prev;
 	node->queued = false;
 	node->prev = node->next = NULL;
 }
 
-/* Each node is unqueued before it runs, so its fn may queue it again, or
- * cancel and free any node, itself included. */
-static void run_deferred(struct event_loop *loop)
+/*
+ * Runs, oldest first, what was queued before this pass; what that queues
+ * runs in the next one, so work that queues itself again cannot keep the
+ * loop from waiting. Each node is unqueued before it runs, so its fn may
+ * queue it again, or cancel and free any node, itself included. Returns
+ * true when work is still queued: then the loop must not block before it.
+ */
+static bool run_deferred(struct event_loop *loop)
 {
-	while (loop->deferred) {
+	unsigned pass = loop->pass++;
+
+	while (loop->deferred && loop->deferred->pass == pass) {
 		struct event_deferred *node = loop->deferred;
 		event_defer_cancel(loop, node);
 		node->fn(node);
 	}
+	return loop->deferred != NULL;
 }
 
 struct event_loop *event_loop_create(void)
@@ -216,7 +231,8 @@ int event_loop_dispatch(struct event_loop *loop, int timeout_ms)
 {
 	struct epoll_event events[EVENT_BATCH];
 
-	run_deferred(loop);
+	if (run_deferred(loop))
+		timeout_ms = 0;
 	if (loop->tick_ms > 0) {
 		uint64_t now = clock_ms();
 		int until_tick = loop->next_tick > now ? (int)(loop->next_tick - now) : 0;

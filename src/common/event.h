@@ -27,6 +27,7 @@ typedef void event_tick_fn(void *data);
 struct event_deferred {
 	void (*fn)(struct event_deferred *node);
 	struct event_deferred *prev, *next;
+	unsigned pass; /* the run of deferred work it is due in */
 	bool queued;
 };
 

@@ -37,9 +37,11 @@ static size_t deliver_from(struct line_reader *reader, const char *data, size_t 
 		enum frame_result result = protocol_frame(&reader->framer, data + used, len - used,
 							  reader->max_line, &line_len, &consumed);
 		if (result == FRAME_NEED_MORE && consumed == 0) {
-			/* A last line without LF still counts when the stream ends. */
+			/* A last line without LF still counts when the stream ends;
+			 * a CR at its end is the half of a CR LF that never came. */
 			if (at_eof && !reader->framer.discarding) {
-				h->on_line(reader->ctx, data + used, len - used);
+				size_t n = len - used;
+				h->on_line(reader->ctx, data + used, n - (data[len - 1] == '\r'));
 				used = len;
 			}
 			break;

@@ -4,9 +4,6 @@
  * hard limit (ENOBUFS, nothing appended), reserve/commit, room under a
  * lowered limit, release and trim giving the memory back, growth across
  * many appends, and consuming more than is held.
- *
- * The tests in known_bugs[] document defects found in src/common: they run
- * only with TURNCHAT_KNOWN_BUGS=1 in the environment, and fail until fixed.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -20,22 +17,6 @@
 #include <cmocka.h>
 
 #include "buffer.h"
-
-/* Runs tests, plus known_bugs when TURNCHAT_KNOWN_BUGS is set (cmocka's
- * skip() reads as a failure in TAP, so they are left out instead). */
-static int run_with_known_bugs(const struct CMUnitTest *tests, size_t n,
-			       const struct CMUnitTest *known_bugs, size_t k)
-{
-	struct CMUnitTest all[64];
-	const char *v = getenv("TURNCHAT_KNOWN_BUGS");
-	if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
-		k = 0;
-	if (n + k > sizeof(all) / sizeof(all[0]))
-		return 1;
-	memcpy(all, tests, n * sizeof(*tests));
-	memcpy(all + n, known_bugs, k * sizeof(*known_bugs));
-	return _cmocka_run_group_tests("tests", all, n + k, NULL, NULL);
-}
 
 static void assert_holds(const struct buffer *buf, const char *text)
 {
@@ -390,10 +371,7 @@ int main(void)
 		cmocka_unit_test(test_release_and_trim_give_memory_back),
 		cmocka_unit_test(test_growth_keeps_content),
 		cmocka_unit_test(test_consume_more_than_held),
-	};
-	const struct CMUnitTest known_bugs[] = {
 		cmocka_unit_test(test_reserve_room_within_lowered_limit),
 	};
-	return run_with_known_bugs(tests, sizeof(tests) / sizeof(tests[0]), known_bugs,
-				   sizeof(known_bugs) / sizeof(known_bugs[0]));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

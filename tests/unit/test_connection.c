@@ -5,9 +5,6 @@
  * queued, then EOF, then on_end DONE), the peer closing first (EOF after
  * its last line), pausing and resuming, backlog against the output cap,
  * abort, new limits on a live connection, and since when output has waited.
- *
- * The tests in known_bugs[] document defects found in src/common: they run
- * only with TURNCHAT_KNOWN_BUGS=1 in the environment, and fail until fixed.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -26,22 +23,6 @@
 
 #include "connection.h"
 #include "event.h"
-
-/* Runs tests, plus known_bugs when TURNCHAT_KNOWN_BUGS is set (cmocka's
- * skip() reads as a failure in TAP, so they are left out instead). */
-static int run_with_known_bugs(const struct CMUnitTest *tests, size_t n,
-			       const struct CMUnitTest *known_bugs, size_t k)
-{
-	struct CMUnitTest all[64];
-	const char *v = getenv("TURNCHAT_KNOWN_BUGS");
-	if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
-		k = 0;
-	if (n + k > sizeof(all) / sizeof(all[0]))
-		return 1;
-	memcpy(all, tests, n * sizeof(*tests));
-	memcpy(all + n, known_bugs, k * sizeof(*known_bugs));
-	return _cmocka_run_group_tests("tests", all, n + k, NULL, NULL);
-}
 
 static uint64_t mono_ms(void)
 {
@@ -807,11 +788,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lowered_max_line_under_partial_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_output_cap_raised_and_lowered, setup, teardown),
-	};
-	const struct CMUnitTest known_bugs[] = {
 		cmocka_unit_test_setup_teardown(test_paused_lines_survive_peer_close, setup,
 						teardown),
 	};
-	return run_with_known_bugs(tests, sizeof(tests) / sizeof(tests[0]), known_bugs,
-				   sizeof(known_bugs) / sizeof(known_bugs[0]));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -4,9 +4,6 @@
  * a source from inside another callback while its own event is queued in
  * the same batch, signals through the loop (signalfd), the tick, deferred
  * work (event_defer, event_defer_cancel) and the per-pass clock.
- *
- * The tests in known_bugs[] document defects found in src/common: they run
- * only with TURNCHAT_KNOWN_BUGS=1 in the environment, and fail until fixed.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,22 +21,6 @@
 #include <cmocka.h>
 
 #include "event.h"
-
-/* Runs tests, plus known_bugs when TURNCHAT_KNOWN_BUGS is set (cmocka's
- * skip() reads as a failure in TAP, so they are left out instead). */
-static int run_with_known_bugs(const struct CMUnitTest *tests, size_t n,
-			       const struct CMUnitTest *known_bugs, size_t k)
-{
-	struct CMUnitTest all[64];
-	const char *v = getenv("TURNCHAT_KNOWN_BUGS");
-	if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
-		k = 0;
-	if (n + k > sizeof(all) / sizeof(all[0]))
-		return 1;
-	memcpy(all, tests, n * sizeof(*tests));
-	memcpy(all + n, known_bugs, k * sizeof(*known_bugs));
-	return _cmocka_run_group_tests("tests", all, n + k, NULL, NULL);
-}
 
 static uint64_t mono_ms(void)
 {
@@ -587,11 +568,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_defer_several_nodes, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_defer_cancel, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_now_is_fixed_within_a_pass, setup, teardown),
-	};
-	const struct CMUnitTest known_bugs[] = {
 		cmocka_unit_test_setup_teardown(test_defer_requeued_from_fn_runs_next_pass, setup,
 						teardown),
 	};
-	return run_with_known_bugs(tests, sizeof(tests) / sizeof(tests[0]), known_bugs,
-				   sizeof(known_bugs) / sizeof(known_bugs[0]));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }

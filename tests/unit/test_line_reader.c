@@ -5,9 +5,6 @@
  * refused once with its rest discarded, the owner stopping delivery, a last
  * line without LF at the end of the stream, and lowering max_line under a
  * buffered partial line.
- *
- * The tests in known_bugs[] document defects found in src/common: they run
- * only with TURNCHAT_KNOWN_BUGS=1 in the environment, and fail until fixed.
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -21,22 +18,6 @@
 #include <cmocka.h>
 
 #include "line_reader.h"
-
-/* Runs tests, plus known_bugs when TURNCHAT_KNOWN_BUGS is set (cmocka's
- * skip() reads as a failure in TAP, so they are left out instead). */
-static int run_with_known_bugs(const struct CMUnitTest *tests, size_t n,
-			       const struct CMUnitTest *known_bugs, size_t k)
-{
-	struct CMUnitTest all[64];
-	const char *v = getenv("TURNCHAT_KNOWN_BUGS");
-	if (v == NULL || *v == '\0' || strcmp(v, "0") == 0)
-		k = 0;
-	if (n + k > sizeof(all) / sizeof(all[0]))
-		return 1;
-	memcpy(all, tests, n * sizeof(*tests));
-	memcpy(all + n, known_bugs, k * sizeof(*known_bugs));
-	return _cmocka_run_group_tests("tests", all, n + k, NULL, NULL);
-}
 
 /* What the owner saw, as text: each line followed by "|", each refusal as
  * "<too-long>|", so one string comparison checks contents and order. */
@@ -398,11 +379,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_lowered_max_line_under_partial_line, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_release_with_partial_line, setup, teardown),
-	};
-	const struct CMUnitTest known_bugs[] = {
 		cmocka_unit_test_setup_teardown(test_last_line_at_eof_not_longer_than_max_line, setup,
 						teardown),
 	};
-	return run_with_known_bugs(tests, sizeof(tests) / sizeof(tests[0]), known_bugs,
-				   sizeof(known_bugs) / sizeof(known_bugs[0]));
+	return cmocka_run_group_tests(tests, NULL, NULL);
 }
