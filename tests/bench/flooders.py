@@ -2,8 +2,7 @@
 """What eight flooders cost an honest pair (issue 10).
 
     tests/bench/flooders.py [--smoke] [--reps N] [--duration S] [--warmup S]
-                            [--flooders N] [--interval S] [--normal-priority]
-                            [BUILD_DIR...]
+                            [--flooders N] [--interval S] [BUILD_DIR...]
 
 An honest pair in free mode ping-pongs one line at a time, one round trip
 every --interval seconds (10 lines/s per side, half the default rate_limit),
@@ -31,11 +30,12 @@ the daemon logged no more lines per flooder connection than it documents.
 The full run checks the same and reports, but never fails on, the figures. Exit status: 0, 1 on any such error or a
 daemon that died, 2 on a setup problem.
 
-Pinning (two cores or more): the daemon has core 1 to itself; the honest pair
-and the flooders share core 0, the flooders under SCHED_IDLE, so that what is
-measured is the daemon's share of the delay, not the pair's own process
-waiting behind eight busy ones (on a real server the flooders are on other
-machines). --normal-priority runs them at the pair's priority instead.
+Pinning (two cores or more): the flooders get core 0, as if they were other
+machines; the daemon and the honest pair share core 1, so the pair also
+waits for whatever CPU the daemon spends on the flooders. The pair must not
+share a core with the flooders: on this machine's kernel (PREEMPT_NONE) a
+woken process can wait milliseconds behind a busy one, even one under
+SCHED_IDLE, and that delay is the bench's, not the daemon's.
 """
 import argparse
 import json
@@ -72,8 +72,6 @@ def flooder_main(port, source, deadline):
 
     signal.signal(signal.SIGTERM, stop)
     signal.alarm(int(max(0, deadline - time.monotonic()) + FLOODER_GRACE))  # backstop
-    if os.environ.get("FLOODER_SCHED_IDLE") == "1":
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
     stats = dict(source=source, connections=0, bytes_written=0, err_lines=0, bye_flood=0,
                  bye_other={}, ended_without_bye=0, connect_errors=0, cut_by_deadline=0)
     sel = selectors.DefaultSelector()
@@ -307,15 +305,13 @@ def ping_pong(a, b, duration, interval):
 def start_flooders(args, count, port, stop_at, pin, procs):
     """Starts them into procs (so that the caller can always end them) and
     returns once every one is connected and flooding."""
-    env = dict(os.environ, FLOODER_SCHED_IDLE="0" if args.normal_priority else "1")
     for n in range(count):
         # Each from its own address (127.0.0.10, .11, ...): max_per_address
         # counts per address, and eight addresses are the harder case for
         # the daemon than one that soon meets that limit.
         source = f"127.0.0.{10 + n}"
         p = subprocess.Popen([PYTHON, os.path.abspath(__file__), "--flooder", str(port), source,
-                              repr(stop_at)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                             env=env)
+                              repr(stop_at)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE)
         if pin:
             os.sched_setaffinity(p.pid, {0})
         procs.append(p)
@@ -466,7 +462,6 @@ def main():
     ap.add_argument("--warmup", type=float, help="seconds of flooding before measuring")
     ap.add_argument("--flooders", type=int, default=8)
     ap.add_argument("--interval", type=float, default=0.1, help="seconds between round trips")
-    ap.add_argument("--normal-priority", action="store_true")
     ap.add_argument("--flooder", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("builds", nargs="*", metavar="BUILD_DIR",
                     help="default build; with several, each rep runs them all, interleaved")
@@ -494,7 +489,7 @@ def main():
             return 2
     pin = (os.cpu_count() or 1) >= 2
     if pin:
-        os.sched_setaffinity(0, {0})
+        os.sched_setaffinity(0, {1})  # the honest pair, beside the daemon
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(130))
 
     print(f"flooders: {'smoke' if smoke else 'full'}, {args.reps} rep(s) of 0 and {args.flooders} "
@@ -502,8 +497,7 @@ def main():
           f"flooding, one round trip every {args.interval * 1000:g} ms")
     print(f"machine: {os.cpu_count()} cores, "
           f"{cpu_model()}, kernel {os.uname().release}; pinning: "
-          + ("turnchatd on core 1, the pair and the flooders on core 0" if pin else "none")
-          + ("; flooders at normal priority" if args.normal_priority else "; flooders SCHED_IDLE"))
+          + ("turnchatd and the honest pair on core 1, the flooders on core 0" if pin else "none"))
     rows = []
     conditions = [(b, n) for b in builds for n in (0, args.flooders)]
     for rep in range(1, args.reps + 1):
