@@ -185,7 +185,10 @@ def test_notify_socket_hears_every_state(tmp_path):
     heard = []
 
     def hear(text):
+        # Watchdog kicks keep coming: give up by the clock, not by silence.
+        deadline = time.monotonic() + TIMEOUT
         while not any(text in m for m in heard):
+            assert time.monotonic() < deadline, f"never heard {text!r}: {heard}"
             heard.append(notify.recv(4096).decode())
         return True
 
@@ -205,7 +208,9 @@ def test_notify_socket_hears_every_state(tmp_path):
         reload_at = next(i for i, m in enumerate(heard) if "RELOADING=1" in m)
         assert reload_at >= count
         heard_after = heard[reload_at:]
+        deadline = time.monotonic() + TIMEOUT
         while not any("READY=1" in m for m in heard_after):
+            assert time.monotonic() < deadline, f"no READY=1 after the reload: {heard_after}"
             heard_after.append(notify.recv(4096).decode())
         c.close()
         d.close()
