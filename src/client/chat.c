@@ -266,7 +266,8 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		if (rc == 0)
 			rc = protocol_append_command(out, "mode", protocol_mode_name(options->mode));
 		if (rc == 0)
-			rc = protocol_append_command(out, "join", options->room[0] ? options->room : NULL);
+			rc = protocol_append_command(out, "join",
+						     options->room[0] ? options->room : NULL);
 		send_queued(chat, rc);
 		return;
 	case SRV_WAITING:
@@ -283,7 +284,8 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 	}
 	case SRV_ERR:
 		/* The server refused our last line, so the turn is still ours. */
-		show(chat, chat->state == CHAT_JOINING ? "turnchat: the server refused: " : "Not sent: ",
+		show(chat,
+		     chat->state == CHAT_JOINING ? "turnchat: the server refused: " : "Not sent: ",
 		     line.text, line.text_len, "");
 		if (chat->turn == UI_PEER_TURN && line.error != ERR_NOT_YOUR_TURN)
 			set_turn(chat, UI_MY_TURN);
@@ -381,7 +383,8 @@ int chat_run(int fd, const struct chat_options *options)
 
 	while (chat.state != CHAT_ENDED && chat.conn) {
 		ui_poll(chat.ui);
-		if (chat.quit_sent && event_now_ms(chat.loop) - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
+		if (chat.quit_sent &&
+		    event_now_ms(chat.loop) - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
 			fprintf(stderr, "turnchat: the server did not answer /q; leaving\n");
 			break;
 		}

@@ -11,14 +11,14 @@
 #include "protocol.h"
 
 struct chat_options {
-	const char *host;      /* as the user named it, for messages */
+	const char *host; /* as the user named it, for messages */
 	unsigned port;
 	const char *name;
-	const char *room;      /* empty: the server's default */
+	const char *room; /* empty: the server's default */
 	enum chat_mode mode;
-	bool interactive;      /* a terminal: line editing with readline */
-	bool timestamps;       /* show the time before each line */
-	bool color;            /* colour names (a terminal, and no NO_COLOR) */
+	bool interactive; /* a terminal: line editing with readline */
+	bool timestamps;  /* show the time before each line */
+	bool color;       /* colour names (a terminal, and no NO_COLOR) */
 };
 
 /* Runs the conversation on the connected socket fd; returns the exit status. */

@@ -151,12 +151,17 @@ int main(int argc, char **argv)
 {
 	enum { OPT_FREE = 256, OPT_TIMESTAMPS };
 	static const struct option options[] = {
-		{"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
-		{"name", required_argument, NULL, 'n'},   {"room", required_argument, NULL, 'r'},
-		{"mode", required_argument, NULL, 'm'},   {"free", no_argument, NULL, OPT_FREE},
+		{"host", required_argument, NULL, 'H'},
+		{"port", required_argument, NULL, 'p'},
+		{"name", required_argument, NULL, 'n'},
+		{"room", required_argument, NULL, 'r'},
+		{"mode", required_argument, NULL, 'm'},
+		{"free", no_argument, NULL, OPT_FREE},
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
-		{"config", required_argument, NULL, 'c'}, {"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+		{"config", required_argument, NULL, 'c'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
@@ -166,14 +171,30 @@ int main(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "H:p:n:r:m:c:Vh", options, NULL)) != -1) {
 		switch (opt) {
-		case 'H': host = optarg; break;
-		case 'p': port = optarg; break;
-		case 'n': name = optarg; break;
-		case 'r': room = optarg; break;
-		case 'm': mode = optarg; break;
-		case OPT_FREE: mode = "free"; break;
-		case OPT_TIMESTAMPS: timestamps = true; break;
-		case 'c': config_path = optarg; break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'p':
+			port = optarg;
+			break;
+		case 'n':
+			name = optarg;
+			break;
+		case 'r':
+			room = optarg;
+			break;
+		case 'm':
+			mode = optarg;
+			break;
+		case OPT_FREE:
+			mode = "free";
+			break;
+		case OPT_TIMESTAMPS:
+			timestamps = true;
+			break;
+		case 'c':
+			config_path = optarg;
+			break;
 		case 'V':
 			printf("turnchat %s\n", TURNCHAT_VERSION);
 			return 0;

@@ -14,11 +14,11 @@
 #include "event.h"
 
 enum ui_turn {
-	UI_UNPAIRED,  /* nobody to talk to yet */
+	UI_UNPAIRED, /* nobody to talk to yet */
 	UI_MY_TURN,
 	UI_PEER_TURN,
-	UI_FREE,      /* free mode: always ours */
-	UI_LEAVING,   /* /q sent: take no more lines */
+	UI_FREE,    /* free mode: always ours */
+	UI_LEAVING, /* /q sent: take no more lines */
 };
 
 struct ui_handler {

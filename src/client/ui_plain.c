@@ -64,8 +64,7 @@ static void deliver(struct ui_plain *ui)
 		return;
 	ui->delivering = true;
 	/* Then the end of input, once every line before it is out. */
-	if (line_reader_deliver(&ui->reader, ui->eof) && ui->eof && !ui->eof_told &&
-	    may_send(ui)) {
+	if (line_reader_deliver(&ui->reader, ui->eof) && ui->eof && !ui->eof_told && may_send(ui)) {
 		ui->eof_told = true;
 		ui->handler->on_eof(ui->ctx);
 	}

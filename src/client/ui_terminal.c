@@ -1,8 +1,8 @@
 /*
- * ui_terminal: called through ui.c by chat: the client on a terminal, built on GNU readline's callback
- * interface so that the client's own event loop stays in charge. Readline
- * gives line editing and history; this file makes sure incoming lines are
- * printed above the line being typed, which is then drawn again intact.
+ * ui_terminal: called through ui.c by chat: the client on a terminal, built on GNU readline's
+ * callback interface so that the client's own event loop stays in charge. Readline gives line editing
+ * and history; this file makes sure incoming lines are printed above the line being typed, which is
+ * then drawn again intact.
  *
  * In turns mode a chat line entered out of turn is not sent and not lost:
  * it stays in the input line, marked as queued, and goes out as soon as the

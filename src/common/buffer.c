@@ -74,7 +74,7 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 	/* Free memory past a lowered limit is not room. */
 	if (room != NULL)
 		*room = buf->size - buf->end < buffer_room(buf) ? buf->size - buf->end
-								 : buffer_room(buf);
+								: buffer_room(buf);
 	return buf->data + buf->end;
 }
 

@@ -9,10 +9,10 @@
 
 struct buffer {
 	char *data;
-	size_t start;  /* first unread byte */
-	size_t end;    /* one past the last byte */
-	size_t size;   /* allocated bytes */
-	size_t limit;  /* most bytes it may hold; appends beyond it fail */
+	size_t start; /* first unread byte */
+	size_t end;   /* one past the last byte */
+	size_t size;  /* allocated bytes */
+	size_t limit; /* most bytes it may hold; appends beyond it fail */
 };
 
 void buffer_init(struct buffer *buf, size_t limit);

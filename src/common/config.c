@@ -1,12 +1,12 @@
 /*
  * config: reads turnchat.conf (libconfig syntax) into struct config.
  * turnchatd calls it once at start-up; turnchat calls it once per layer.
- * Every setting is matched against the table of known keys below, so a
- * typo, a wrong type or an out-of-range value is reported with its line
- * instead of being ignored, and all problems come out in one run.
+ * Every setting is matched against the table of known keys (config_keys.c),
+ * so a typo, a wrong type or an out-of-range value is reported with its line
+ * instead of being ignored, and all problems come out in one run. The only
+ * includer of libconfig.
  */
 #include <stdarg.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -14,32 +14,11 @@
 #include <libconfig.h>
 
 #include "config.h"
+#include "config_keys.h"
 
 #define PRINTF_LIKE(f, a) __attribute__((format(printf, f, a)))
 #define QUOTE_MAX 56
 #define LIST_MAX 128
-
-struct word {
-	const char *name;
-	int value;
-};
-
-static const struct word log_targets[] = {
-	{ "auto", LOG_TARGET_AUTO }, { "syslog", LOG_TARGET_SYSLOG },
-	{ "stderr", LOG_TARGET_STDERR }, { NULL, 0 },
-};
-
-static const struct word log_facilities[] = {
-	{ "daemon", LOG_DAEMON }, { "user", LOG_USER },     { "local0", LOG_LOCAL0 },
-	{ "local1", LOG_LOCAL1 }, { "local2", LOG_LOCAL2 }, { "local3", LOG_LOCAL3 },
-	{ "local4", LOG_LOCAL4 }, { "local5", LOG_LOCAL5 }, { "local6", LOG_LOCAL6 },
-	{ "local7", LOG_LOCAL7 }, { NULL, 0 },
-};
-
-static const struct word log_levels[] = {
-	{ "err", LOG_ERR },   { "warning", LOG_WARNING }, { "notice", LOG_NOTICE },
-	{ "info", LOG_INFO }, { "debug", LOG_DEBUG },     { NULL, 0 },
-};
 
 /* One file being read: where errors go and how many there were. */
 struct loader {
@@ -47,23 +26,6 @@ struct loader {
 	config_report_fn *report;
 	void *ctx;
 	int errors;
-};
-
-/* What a setting must look like, and so which C type its field has (see apply_key). */
-enum key_kind {
-	KEY_HOST, KEY_NAME, KEY_NAME_OR_EMPTY, KEY_MODE, KEY_MODES, KEY_UNSIGNED, KEY_SIZE,
-	KEY_LOG_TARGET, /* one of words, into an enum log_target */
-	KEY_SYSLOG,     /* one of words, into an int */
-};
-
-struct key {
-	const char *group; /* NULL: top level */
-	const char *name;
-	enum key_kind kind;
-	size_t offset;     /* of the field in struct config */
-	size_t size;       /* of the field, for strings */
-	long long min, max;
-	const struct word *words;
 };
 
 static void PRINTF_LIKE(3, 4) emit(config_report_fn *report, void *ctx, const char *fmt, ...)
@@ -83,8 +45,8 @@ static void PRINTF_LIKE(3, 4) emit(config_report_fn *report, void *ctx, const ch
  * "file:line: group.key: message". A list element has no name of its own:
  * it is reported at its own line under its list's name.
  */
-static void PRINTF_LIKE(3, 4) complain(struct loader *ld, const config_setting_t *s,
-				       const char *fmt, ...)
+static void PRINTF_LIKE(3, 4)
+	complain(struct loader *ld, const config_setting_t *s, const char *fmt, ...)
 {
 	const config_setting_t *named = config_setting_name(s) ? s : config_setting_parent(s);
 	const config_setting_t *parent = config_setting_parent(named);
@@ -100,7 +62,8 @@ static void PRINTF_LIKE(3, 4) complain(struct loader *ld, const config_setting_t
 	config_text_where(ld->text, config_setting_source_line(s), &file, &line);
 	emit(ld->report, ld->ctx, "%s:%u: %s%s%s: %s", file, line,
 	     parent && !config_setting_is_root(parent) ? config_setting_name(parent) : "",
-	     parent && !config_setting_is_root(parent) ? "." : "", config_setting_name(named), message);
+	     parent && !config_setting_is_root(parent) ? "." : "", config_setting_name(named),
+	     message);
 }
 
 /* Echoes a bad value back safely: it may hold control bytes or be huge. */
@@ -118,10 +81,10 @@ static const char *quote(const char *text, char out[QUOTE_MAX])
 static const char *type_name(const config_setting_t *s)
 {
 	static const char *const names[] = {
-		[CONFIG_TYPE_GROUP] = "a group",   [CONFIG_TYPE_INT] = "an integer",
+		[CONFIG_TYPE_GROUP] = "a group",    [CONFIG_TYPE_INT] = "an integer",
 		[CONFIG_TYPE_INT64] = "an integer", [CONFIG_TYPE_FLOAT] = "a float",
-		[CONFIG_TYPE_STRING] = "a string", [CONFIG_TYPE_BOOL] = "a boolean",
-		[CONFIG_TYPE_ARRAY] = "an array",  [CONFIG_TYPE_LIST] = "a list",
+		[CONFIG_TYPE_STRING] = "a string",  [CONFIG_TYPE_BOOL] = "a boolean",
+		[CONFIG_TYPE_ARRAY] = "an array",   [CONFIG_TYPE_LIST] = "a list",
 	};
 
 	return names[config_setting_type(s)];
@@ -171,8 +134,7 @@ static bool host_ok(struct loader *ld, const config_setting_t *s, const char *ho
 	return true;
 }
 
-static bool name_ok(struct loader *ld, const config_setting_t *s, const char *name,
-		    bool may_be_empty)
+static bool name_ok(struct loader *ld, const config_setting_t *s, const char *name, bool may_be_empty)
 {
 	char q[QUOTE_MAX];
 
@@ -201,7 +163,8 @@ static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *
 	int errors = ld->errors;
 	char q[QUOTE_MAX];
 
-	if (config_setting_type(s) != CONFIG_TYPE_ARRAY && config_setting_type(s) != CONFIG_TYPE_LIST) {
+	if (config_setting_type(s) != CONFIG_TYPE_ARRAY &&
+	    config_setting_type(s) != CONFIG_TYPE_LIST) {
 		complain(ld, s, "expected a list of modes like [\"turns\", \"free\"], found %s",
 			 type_name(s));
 		return false;
@@ -218,7 +181,8 @@ static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *
 		else if (!mode_value(ld, elem, config_setting_get_string(elem), &mode))
 			continue;
 		else if (*modes & (1u << mode))
-			complain(ld, elem, "%s is listed twice", quote(config_setting_get_string(elem), q));
+			complain(ld, elem, "%s is listed twice",
+				 quote(config_setting_get_string(elem), q));
 		else
 			*modes |= 1u << mode;
 	}
@@ -228,7 +192,8 @@ static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *
 static bool integer_value(struct loader *ld, const struct key *key, const config_setting_t *s,
 			  long long *value)
 {
-	if (config_setting_type(s) != CONFIG_TYPE_INT && config_setting_type(s) != CONFIG_TYPE_INT64) {
+	if (config_setting_type(s) != CONFIG_TYPE_INT &&
+	    config_setting_type(s) != CONFIG_TYPE_INT64) {
 		complain(ld, s, "expected an integer, found %s", type_name(s));
 		return false;
 	}
@@ -308,61 +273,8 @@ static void apply_key(struct loader *ld, const struct key *key, const config_set
 	}
 }
 
-#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
-
-static const struct key keys[] = {
-	{ NULL, "host", KEY_HOST, FIELD(host), 0, 0, NULL },
-	{ NULL, "port", KEY_UNSIGNED, FIELD(port), 1, 65535, NULL },
-	{ "server", "name", KEY_NAME, FIELD(server.name), 0, 0, NULL },
-	{ "server", "default_room", KEY_NAME, FIELD(server.default_room), 0, 0, NULL },
-	{ "server", "default_mode", KEY_MODE, FIELD(server.default_mode), 0, 0, NULL },
-	{ "server", "modes", KEY_MODES, FIELD(server.modes), 0, 0, NULL },
-	{ "server", "max_line", KEY_SIZE, FIELD(server.max_line),
-	  CONFIG_MAX_LINE_MIN, CONFIG_MAX_LINE_MAX, NULL },
-	{ "server", "max_clients", KEY_UNSIGNED, FIELD(server.max_clients),
-	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
-	{ "server", "idle_timeout", KEY_UNSIGNED, FIELD(server.idle_timeout),
-	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
-	{ "server", "exit_idle", KEY_UNSIGNED, FIELD(server.exit_idle),
-	  0, CONFIG_EXIT_IDLE_MAX, NULL },
-	{ "server", "max_per_address", KEY_UNSIGNED, FIELD(server.max_per_address),
-	  1, CONFIG_MAX_CLIENTS_MAX, NULL },
-	{ "server", "max_waiting_per_address", KEY_UNSIGNED,
-	  FIELD(server.max_waiting_per_address), 1, CONFIG_MAX_CLIENTS_MAX, NULL },
-	{ "server", "ipv6_prefix", KEY_UNSIGNED, FIELD(server.ipv6_prefix),
-	  CONFIG_IPV6_PREFIX_MIN, 128, NULL },
-	{ "server", "join_timeout", KEY_UNSIGNED, FIELD(server.join_timeout),
-	  0, CONFIG_IDLE_TIMEOUT_MAX, NULL },
-	{ "server", "max_queue", KEY_SIZE, FIELD(server.max_queue),
-	  CONFIG_MAX_QUEUE_MIN, CONFIG_MAX_QUEUE_MAX, NULL },
-	{ "server", "slow_timeout", KEY_UNSIGNED, FIELD(server.slow_timeout),
-	  1, CONFIG_IDLE_TIMEOUT_MAX, NULL },
-	{ "server", "rate_limit", KEY_UNSIGNED, FIELD(server.rate_limit), 0, CONFIG_RATE_MAX, NULL },
-	{ "server", "rate_burst", KEY_UNSIGNED, FIELD(server.rate_burst), 1, CONFIG_RATE_MAX, NULL },
-	{ "server", "user", KEY_NAME, FIELD(server.user), 0, 0, NULL },
-	{ "server", "group", KEY_NAME, FIELD(server.group), 0, 0, NULL },
-	{ "server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets },
-	{ "server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities },
-	{ "server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels },
-	{ "client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL },
-	{ "client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL },
-	{ "client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL },
-};
-
-#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
-
-static const struct key *find_key(const char *group, const char *name)
-{
-	for (size_t i = 0; i < KEY_COUNT; i++) {
-		if ((group ? keys[i].group && strcmp(group, keys[i].group) == 0 : !keys[i].group) &&
-		    strcmp(name, keys[i].name) == 0)
-			return &keys[i];
-	}
-	return NULL;
-}
-
-static void apply_settings(struct loader *ld, const config_setting_t *group,
-			   const char *group_name, struct config *cfg)
+static void apply_settings(struct loader *ld, const config_setting_t *group, const char *group_name,
+			   struct config *cfg)
 {
 	const config_setting_t *s;
 
@@ -375,7 +287,7 @@ static void apply_settings(struct loader *ld, const config_setting_t *group,
 				apply_settings(ld, s, name, cfg);
 			else
 				complain(ld, s, "expected a group { ... }, found %s", type_name(s));
-		} else if ((key = find_key(group_name, name)) != NULL) {
+		} else if ((key = config_key_find(group_name, name)) != NULL) {
 			apply_key(ld, key, s, cfg);
 		} else {
 			complain(ld, s, "unknown setting");
@@ -412,8 +324,8 @@ void config_set_defaults(struct config *cfg)
 	cfg->client.mode = CHAT_MODE_TURNS;
 }
 
-int config_load_file(struct config *cfg, const char *path, bool must_exist,
-		     config_report_fn *report, void *ctx)
+int config_load_file(struct config *cfg, const char *path, bool must_exist, config_report_fn *report,
+		     void *ctx)
 {
 	struct config_text text;
 	struct loader ld = {&text, report, ctx, 0};
@@ -451,8 +363,7 @@ int config_load_file(struct config *cfg, const char *path, bool must_exist,
 	return ld.errors;
 }
 
-int config_check(const struct config *cfg, const char *origin, config_report_fn *report,
-		 void *ctx)
+int config_check(const struct config *cfg, const char *origin, config_report_fn *report, void *ctx)
 {
 	enum chat_mode mode = cfg->server.default_mode;
 	char list[LIST_MAX];
@@ -467,8 +378,9 @@ int config_check(const struct config *cfg, const char *origin, config_report_fn 
 	}
 	/* A full line, with its keyword, must always fit in a queue. */
 	if (cfg->server.max_queue < 2 * cfg->server.max_line + 64) {
-		emit(report, ctx, "%s: server.max_queue %zu is too small for server.max_line %zu "
-				  "(at least twice as large)",
+		emit(report, ctx,
+		     "%s: server.max_queue %zu is too small for server.max_line %zu "
+		     "(at least twice as large)",
 		     origin, cfg->server.max_queue, cfg->server.max_line);
 		errors++;
 	}

@@ -24,7 +24,7 @@
 #define CONFIG_IPV6_PREFIX_MIN 16
 
 enum log_target {
-	LOG_TARGET_AUTO,   /* stderr with -f, syslog otherwise */
+	LOG_TARGET_AUTO, /* stderr with -f, syslog otherwise */
 	LOG_TARGET_SYSLOG,
 	LOG_TARGET_STDERR,
 };
@@ -33,25 +33,25 @@ struct server_config {
 	char name[PROTOCOL_NAME_MAX + 1];
 	char default_room[PROTOCOL_NAME_MAX + 1];
 	enum chat_mode default_mode;
-	unsigned modes;            /* bit set of (1u << enum chat_mode) */
-	size_t max_line;           /* bytes before the LF */
+	unsigned modes;  /* bit set of (1u << enum chat_mode) */
+	size_t max_line; /* bytes before the LF */
 	unsigned max_clients;
-	unsigned idle_timeout;     /* seconds without a line in a conversation; 0 = never */
-	unsigned exit_idle;        /* seconds with nobody connected before exiting, when a
-				      service manager can start us again; 0 = never */
-	unsigned max_per_address;  /* connections from one IPv4 address or IPv6 prefix */
+	unsigned idle_timeout;            /* seconds without a line in a conversation; 0 = never */
+	unsigned exit_idle;               /* seconds with nobody connected before exiting, when a
+					     service manager can start us again; 0 = never */
+	unsigned max_per_address;         /* connections from one IPv4 address or IPv6 prefix */
 	unsigned max_waiting_per_address; /* of those, how many may wait in rooms at once */
-	unsigned ipv6_prefix;      /* bits of an IPv6 address that make it one address */
-	unsigned join_timeout;     /* seconds to /join after connecting; 0 = never */
-	size_t max_queue;          /* bytes of unsent output one connection may hold */
-	unsigned slow_timeout;     /* seconds a reader may make no progress with output waiting */
-	unsigned rate_limit;       /* lines per second one connection may send; 0 = no limit */
-	unsigned rate_burst;       /* lines it may send at once above that rate */
-	char user[PROTOCOL_NAME_MAX + 1];  /* who to become after opening sockets as root */
+	unsigned ipv6_prefix;             /* bits of an IPv6 address that make it one address */
+	unsigned join_timeout;            /* seconds to /join after connecting; 0 = never */
+	size_t max_queue;                 /* bytes of unsent output one connection may hold */
+	unsigned slow_timeout; /* seconds a reader may make no progress with output waiting */
+	unsigned rate_limit;   /* lines per second one connection may send; 0 = no limit */
+	unsigned rate_burst;   /* lines it may send at once above that rate */
+	char user[PROTOCOL_NAME_MAX + 1]; /* who to become after opening sockets as root */
 	char group[PROTOCOL_NAME_MAX + 1];
 	enum log_target log_target;
-	int log_facility;          /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
-	int log_level;             /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
+	int log_facility; /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
+	int log_level;    /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
 };
 
 struct client_config {
@@ -75,17 +75,16 @@ void config_set_defaults(struct config *cfg);
  * so the client can layer several files. A missing file is not an error
  * unless must_exist. The file and its @includes must be regular files of
  * CONFIG_FILE_MAX bytes in all (see config_file.h). Every problem is
- * reported (type, range, unknown key, syntax), each as "file:line: message". Returns the number of errors; on
- * any error cfg is left exactly as it was.
+ * reported (type, range, unknown key, syntax), each as "file:line: message". Returns the number of
+ * errors; on any error cfg is left exactly as it was.
  */
-int config_load_file(struct config *cfg, const char *path, bool must_exist,
-		     config_report_fn *report, void *ctx);
+int config_load_file(struct config *cfg, const char *path, bool must_exist, config_report_fn *report,
+		     void *ctx);
 
 /*
  * Checks what only makes sense across keys and layers (the default mode must
  * be an allowed mode, and so on). Returns the number of errors reported.
  */
-int config_check(const struct config *cfg, const char *origin,
-		 config_report_fn *report, void *ctx);
+int config_check(const struct config *cfg, const char *origin, config_report_fn *report, void *ctx);
 
 #endif

@@ -32,10 +32,10 @@ enum lex_state { LEX_INITIAL, LEX_COMMENT, LEX_STRING };
 
 struct reader {
 	struct config_text *text;
-	size_t size;        /* allocated bytes of text->text */
-	unsigned line;      /* line of the joined text being written, from 1 */
+	size_t size;   /* allocated bytes of text->text */
+	unsigned line; /* line of the joined text being written, from 1 */
 	enum lex_state lex;
-	size_t read_bytes;  /* of every file read, each time: includes cannot fan out */
+	size_t read_bytes; /* of every file read, each time: includes cannot fan out */
 	config_report_fn *report;
 	void *ctx;
 	int errors;
@@ -57,9 +57,11 @@ static void PRINTF_LIKE(2, 3) fail(struct reader *rd, const char *fmt, ...)
 
 static const char *file_kind(mode_t mode)
 {
-	return S_ISDIR(mode) ? "a directory" : S_ISFIFO(mode) ? "a FIFO" : S_ISSOCK(mode) ? "a socket"
-	       : S_ISCHR(mode) || S_ISBLK(mode)                ? "a device"
-								: "not a regular file";
+	return S_ISDIR(mode)                    ? "a directory"
+	       : S_ISFIFO(mode)                 ? "a FIFO"
+	       : S_ISSOCK(mode)                 ? "a socket"
+	       : S_ISCHR(mode) || S_ISBLK(mode) ? "a device"
+						: "not a regular file";
 }
 
 /*
@@ -67,8 +69,8 @@ static const char *file_kind(mode_t mode)
  * a FIFO swapped in after the stat() must not hang us either. where is how
  * an error names the file: "path" or "including-file:line: @include path".
  */
-static char *slurp(struct reader *rd, const char *path, const char *where, size_t limit,
-		   size_t *len, int *open_errno)
+static char *slurp(struct reader *rd, const char *path, const char *where, size_t limit, size_t *len,
+		   int *open_errno)
 {
 	struct stat st;
 	char *data = NULL;
@@ -214,7 +216,8 @@ static int parse_include(struct reader *rd, const char *where, const char *p, co
 	for (p++; p < end && *p != '"'; p++) {
 		if (*p == '\\') {
 			if (p + 1 == end || (p[1] != '\\' && p[1] != '"')) {
-				fail(rd, "%s: @include: only \\\\ and \\\" may follow a backslash", where);
+				fail(rd, "%s: @include: only \\\\ and \\\" may follow a backslash",
+				     where);
 				return -1;
 			}
 			p++;
@@ -345,11 +348,11 @@ static int read_file(struct reader *rd, const char *path, const char *where, int
 	return rc;
 }
 
-int config_text_read(struct config_text *text, const char *path, bool must_exist,
-		     bool *missing, config_report_fn *report, void *ctx)
+int config_text_read(struct config_text *text, const char *path, bool must_exist, bool *missing,
+		     config_report_fn *report, void *ctx)
 {
-	struct reader rd = {.text = text, .line = 1, .lex = LEX_INITIAL, .report = report,
-			    .ctx = ctx};
+	struct reader rd = {
+		.text = text, .line = 1, .lex = LEX_INITIAL, .report = report, .ctx = ctx};
 
 	memset(text, 0, sizeof(*text));
 	*missing = false;

@@ -26,7 +26,7 @@ typedef void config_report_fn(void *ctx, const char *message);
 struct config_segment;
 
 struct config_text {
-	char *text;  /* NUL-terminated, includes spliced in, no @include left */
+	char *text; /* NUL-terminated, includes spliced in, no @include left */
 	size_t len;
 	struct config_segment *segments; /* where each run of lines came from */
 	size_t segment_count, segment_size;
@@ -41,8 +41,8 @@ struct config_text {
  * the number of errors. text is filled in only when there are none, and is
  * always to be given back with config_text_free.
  */
-int config_text_read(struct config_text *text, const char *path, bool must_exist,
-		     bool *missing, config_report_fn *report, void *ctx);
+int config_text_read(struct config_text *text, const char *path, bool must_exist, bool *missing,
+		     config_report_fn *report, void *ctx);
 
 /* The file and line that line (1-based) of the joined text came from. */
 void config_text_where(const struct config_text *text, unsigned line, const char **file,

@@ -36,9 +36,9 @@ struct connection {
 	struct buffer output;
 	size_t output_limit; /* the cap in force; output.limit exceeds it only
 				until a queue from before a lowering drains */
-	bool peer_eof;  /* the peer half-closed; it may still read what we owe it */
-	bool paused;    /* backpressure: no lines delivered, nothing read */
-	bool reset;     /* closing without reading: a reset once the output is out */
+	bool peer_eof;       /* the peer half-closed; it may still read what we owe it */
+	bool paused;         /* backpressure: no lines delivered, nothing read */
+	bool reset;          /* closing without reading: a reset once the output is out */
 	bool notify_drained;
 	uint64_t last_progress; /* when output last moved, or started to wait */
 	struct event_loop *loop;
@@ -57,7 +57,7 @@ static bool write_output(struct connection *conn);
 static void flush_deferred(struct event_deferred *node)
 {
 	struct connection *conn = (struct connection *)((char *)node -
-							 offsetof(struct connection, flush));
+							offsetof(struct connection, flush));
 	write_output(conn);
 }
 
@@ -88,8 +88,8 @@ static const struct line_reader_handler reader_handler = {
 };
 
 struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
-				     size_t output_limit,
-				     const struct connection_handler *handler, void *ctx)
+				     size_t output_limit, const struct connection_handler *handler,
+				     void *ctx)
 {
 	struct connection *conn = calloc(1, sizeof(*conn));
 	if (conn == NULL)
@@ -349,10 +349,9 @@ static bool discard_input(struct connection *conn)
 			want_events(conn, EPOLLOUT);
 			return true;
 		}
-		conn->handler->on_end(conn->ctx, conn->state == CONNECTION_ABORTED ||
-							 n < 0
-						 ? CONNECTION_ERROR
-						 : CONNECTION_DONE);
+		conn->handler->on_end(conn->ctx, conn->state == CONNECTION_ABORTED || n < 0
+							 ? CONNECTION_ERROR
+							 : CONNECTION_DONE);
 		return false;
 	}
 }
@@ -360,8 +359,8 @@ static bool discard_input(struct connection *conn)
 static bool write_output(struct connection *conn)
 {
 	while (buffer_length(&conn->output) > 0) {
-		ssize_t n = send(conn->fd, buffer_peek(&conn->output),
-				 buffer_length(&conn->output), MSG_NOSIGNAL);
+		ssize_t n = send(conn->fd, buffer_peek(&conn->output), buffer_length(&conn->output),
+				 MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -408,7 +407,8 @@ static void connection_ready(int fd, uint32_t events, void *data)
 		return;
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		/* Paused, only a broken connection is worth reading: to end it. */
-		if (conn->state == CONNECTION_OPEN && conn->paused && !(events & (EPOLLHUP | EPOLLERR)))
+		if (conn->state == CONNECTION_OPEN && conn->paused &&
+		    !(events & (EPOLLHUP | EPOLLERR)))
 			return;
 		if (conn->state == CONNECTION_OPEN)
 			read_input(conn);

@@ -34,8 +34,8 @@ struct connection;
 /* Takes over fd (non-blocking) unless it returns NULL (the caller then still
  * owns it). output_limit caps what may wait unsent. */
 struct connection *connection_create(struct event_loop *loop, int fd, size_t max_line,
-				     size_t output_limit,
-				     const struct connection_handler *handler, void *ctx);
+				     size_t output_limit, const struct connection_handler *handler,
+				     void *ctx);
 void connection_destroy(struct connection *conn);
 
 /*

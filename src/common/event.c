@@ -42,7 +42,7 @@ struct event_loop {
 	void *tick_data;
 	struct event_source *removed;
 	struct event_deferred *deferred, *deferred_tail; /* queued work, oldest first */
-	unsigned pass; /* counts the runs of deferred work */
+	unsigned pass;                                   /* counts the runs of deferred work */
 	uint64_t now; /* the clock as read after the last wait; 0 before one */
 };
 
@@ -148,8 +148,8 @@ void event_loop_destroy(struct event_loop *loop)
 	free(loop);
 }
 
-struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events,
-				  event_fd_fn *fn, void *data)
+struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events, event_fd_fn *fn,
+				  void *data)
 {
 	struct event_source *source = calloc(1, sizeof(*source));
 	if (source == NULL)
@@ -191,7 +191,8 @@ static void read_signals(int fd, uint32_t events, void *data)
 	while (read(fd, &info, sizeof(info)) == (ssize_t)sizeof(info)) {
 		unsigned signo = info.ssi_signo;
 		if (signo < EVENT_SIGNAL_MAX && loop->signal_handlers[signo].fn)
-			loop->signal_handlers[signo].fn((int)signo, loop->signal_handlers[signo].data);
+			loop->signal_handlers[signo].fn((int)signo,
+							loop->signal_handlers[signo].data);
 	}
 }
 
@@ -218,8 +219,7 @@ int event_add_signal(struct event_loop *loop, int signo, event_signal_fn *fn, vo
 	return 0;
 }
 
-void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn,
-		    void *data)
+void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn, void *data)
 {
 	loop->tick_ms = interval_ms;
 	loop->tick_fn = fn;

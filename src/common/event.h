@@ -35,8 +35,8 @@ struct event_loop *event_loop_create(void);
 void event_loop_destroy(struct event_loop *loop);
 
 /* Watches fd for events (EPOLLIN, EPOLLOUT). Returns NULL with errno set. */
-struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events,
-				  event_fd_fn *fn, void *data);
+struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events, event_fd_fn *fn,
+				  void *data);
 int event_source_set_events(struct event_source *source, uint32_t events);
 /* Stops watching; safe from inside any callback. Does not close the fd. */
 void event_source_remove(struct event_source *source);
@@ -45,8 +45,7 @@ void event_source_remove(struct event_source *source);
 int event_add_signal(struct event_loop *loop, int signo, event_signal_fn *fn, void *data);
 
 /* Calls fn about every interval_ms (0 turns it off). */
-void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn,
-		    void *data);
+void event_set_tick(struct event_loop *loop, unsigned interval_ms, event_tick_fn *fn, void *data);
 
 void event_defer(struct event_loop *loop, struct event_deferred *node);
 /* Unqueues node if it is queued; for an owner about to free it. */

@@ -74,8 +74,8 @@ void line_reader_commit(struct line_reader *reader, size_t len)
 
 bool line_reader_deliver(struct line_reader *reader, bool at_eof)
 {
-	size_t used = deliver_from(reader, buffer_peek(&reader->input),
-				   buffer_length(&reader->input), at_eof);
+	size_t used = deliver_from(reader, buffer_peek(&reader->input), buffer_length(&reader->input),
+				   at_eof);
 	buffer_consume(&reader->input, used);
 	/* Freed at once, the memory serves the next reader that needs some:
 	 * thousands of quiet connections then hold no buffers at all (a

@@ -9,7 +9,8 @@
 int net_resolve(const char *host, unsigned port, bool passive, struct addrinfo **list)
 {
 	/* Numeric service: a port is never looked up in /etc/services. */
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+	struct addrinfo hints = {.ai_family = AF_UNSPEC,
+				 .ai_socktype = SOCK_STREAM,
 				 .ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0)};
 	char service[16];
 

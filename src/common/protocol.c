@@ -48,9 +48,8 @@ static const char *const bye_names[] = {
 };
 
 static const char *const keywords[] = {
-	[SRV_HELLO] = "HELLO", [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED",
-	[SRV_MSG] = "MSG",     [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
-	[SRV_BYE] = "BYE",
+	[SRV_HELLO] = "HELLO", [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED", [SRV_MSG] = "MSG",
+	[SRV_ERR] = "ERR",     [SRV_INFO] = "INFO",       [SRV_BYE] = "BYE",
 };
 /* Their lengths, so that formatting a MSG line measures nothing. */
 static const unsigned char keyword_lengths[] = {
@@ -87,8 +86,8 @@ bool protocol_valid_name(const char *text, size_t len)
 	return true;
 }
 
-enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len,
-				 size_t max_line, size_t *line_len, size_t *consumed)
+enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len, size_t max_line,
+				 size_t *line_len, size_t *consumed)
 {
 	const char *lf = memchr(data, '\n', len);
 
@@ -172,69 +171,70 @@ const char *protocol_bye_name(enum bye_reason reason)
 	return bye_names[reason];
 }
 
-static void invalid(struct command *command, enum error_code code)
+/* Fills in command; returns why the line is refused, or ERR_UNKNOWN. */
+static enum error_code parse_command(const char *line, size_t len, struct command *command)
 {
-	command->kind = CMD_INVALID;
-	command->error = code;
-}
-
-void protocol_parse_command(const char *line, size_t len, struct command *command)
-{
-	memset(command, 0, sizeof(*command));
-	switch (protocol_check_text(line, len)) {
-	case TEXT_BAD_UTF8:
-		{ invalid(command, ERR_BAD_UTF8); return; }
-	case TEXT_CONTROL_CHAR:
-		{ invalid(command, ERR_CONTROL_CHAR); return; }
-	case TEXT_OK:
-		break;
-	}
-	if (len == 0)
-		{ invalid(command, ERR_EMPTY); return; }
-	if (protocol_is_message(line, len)) {
-		size_t skip = line[0] == '/' ? 1 : 0;
-		command->kind = CMD_MESSAGE;
-		command->arg = line + skip;
-		command->arg_len = len - skip;
-		return;
-	}
-
-	const char *space = memchr(line, ' ', len);
-	size_t verb_len = space ? (size_t)(space - line) : len;
-	const char *arg = space ? space + 1 : line + len;
-	size_t arg_len = space ? len - verb_len - 1 : 0;
 	static const struct {
 		const char *verb;
 		enum command_kind kind;
 		bool takes_arg, needs_arg;
 	} verbs[] = {
-		{"/name", CMD_NAME, true, true},  {"/mode", CMD_MODE, true, true},
-		{"/join", CMD_JOIN, true, false}, {"/q", CMD_QUIT, false, false},
+		{"/name", CMD_NAME, true, true},   {"/mode", CMD_MODE, true, true},
+		{"/join", CMD_JOIN, true, false},  {"/q", CMD_QUIT, false, false},
 		{"/quit", CMD_QUIT, false, false}, {"/help", CMD_HELP, false, false},
 	};
 
+	switch (protocol_check_text(line, len)) {
+	case TEXT_BAD_UTF8:
+		return ERR_BAD_UTF8;
+	case TEXT_CONTROL_CHAR:
+		return ERR_CONTROL_CHAR;
+	case TEXT_OK:
+		break;
+	}
+	if (len == 0)
+		return ERR_EMPTY;
+	if (protocol_is_message(line, len)) {
+		size_t skip = line[0] == '/' ? 1 : 0;
+		command->kind = CMD_MESSAGE;
+		command->arg = line + skip;
+		command->arg_len = len - skip;
+		return ERR_UNKNOWN;
+	}
+	const char *space = memchr(line, ' ', len);
+	size_t verb_len = space ? (size_t)(space - line) : len;
+	const char *arg = space ? space + 1 : line + len;
+	size_t arg_len = space ? len - verb_len - 1 : 0;
 	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
 		if (strlen(verbs[i].verb) != verb_len || memcmp(verbs[i].verb, line, verb_len) != 0)
 			continue;
 		if ((arg_len > 0 && !verbs[i].takes_arg) || (arg_len == 0 && verbs[i].needs_arg) ||
 		    (space && arg_len == 0))
-			{ invalid(command, ERR_BAD_COMMAND); return; }
+			return ERR_BAD_COMMAND;
 		command->kind = verbs[i].kind;
 		command->arg = arg;
 		command->arg_len = arg_len;
 		if (command->kind == CMD_MODE && !protocol_parse_mode(arg, arg_len, &command->mode))
-			{ invalid(command, ERR_BAD_MODE); return; }
+			return ERR_BAD_MODE;
 		if ((command->kind == CMD_NAME || command->kind == CMD_JOIN) && arg_len > 0 &&
 		    !protocol_valid_name(arg, arg_len))
-			{ invalid(command, ERR_BAD_NAME); return; }
-		return;
+			return ERR_BAD_NAME;
+		return ERR_UNKNOWN;
 	}
-	invalid(command, ERR_BAD_COMMAND);
+	return ERR_BAD_COMMAND;
+}
+
+void protocol_parse_command(const char *line, size_t len, struct command *command)
+{
+	memset(command, 0, sizeof(*command));
+	command->error = parse_command(line, len, command);
+	if (command->error != ERR_UNKNOWN)
+		command->kind = CMD_INVALID;
 }
 
 /* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */
-static int append_line(struct buffer *out, enum server_keyword keyword, const char *a,
-		       size_t a_len, const char *b, size_t b_len)
+static int append_line(struct buffer *out, enum server_keyword keyword, const char *a, size_t a_len,
+		       const char *b, size_t b_len)
 {
 	/* On the daemon's hot path (every MSG): one reservation, plain copies. */
 	size_t kw_len = keyword_lengths[keyword];
@@ -263,8 +263,7 @@ static int append_line(struct buffer *out, enum server_keyword keyword, const ch
 	return 0;
 }
 
-static int append_words(struct buffer *out, enum server_keyword keyword, const char *a,
-			const char *b)
+static int append_words(struct buffer *out, enum server_keyword keyword, const char *a, const char *b)
 {
 	return append_line(out, keyword, a, a ? strlen(a) : 0, b, b ? strlen(b) : 0);
 }
@@ -284,8 +283,8 @@ int protocol_append_waiting(struct buffer *out, const char *room)
 int protocol_append_paired(struct buffer *out, const char *peer, enum chat_mode mode,
 			   enum first_speaker first)
 {
-	static const char *const firsts[] = {[FIRST_YOU] = "you", [FIRST_PEER] = "peer",
-					     [FIRST_NONE] = "-"};
+	static const char *const firsts[] = {
+		[FIRST_YOU] = "you", [FIRST_PEER] = "peer", [FIRST_NONE] = "-"};
 	char words[64 + PROTOCOL_NAME_MAX];
 	snprintf(words, sizeof(words), "%s %s %s", peer, mode_names[mode], firsts[first]);
 	return append_words(out, SRV_PAIRED, words, NULL);
@@ -357,8 +356,7 @@ int protocol_append_command(struct buffer *out, const char *command, const char 
 }
 
 /* Splits off the next space-separated word of line[*pos, len). */
-static bool next_word(const char *line, size_t len, size_t *pos, const char **word,
-		      size_t *word_len)
+static bool next_word(const char *line, size_t len, size_t *pos, const char **word, size_t *word_len)
 {
 	if (*pos >= len)
 		return false;
@@ -413,8 +411,7 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 		return true;
 	case SRV_HELLO:
 		if (!next_word(line, len, &pos, &w, &w_len) || !word_is(w, w_len, "turnchat") ||
-		    !next_word(line, len, &pos, &w, &w_len) || w_len > 4 || w[0] < '1' ||
-		    w[0] > '9')
+		    !next_word(line, len, &pos, &w, &w_len) || w_len > 4 || w[0] < '1' || w[0] > '9')
 			return false;
 		for (size_t i = 0; i < w_len; i++) {
 			if (w[i] < '0' || w[i] > '9')

@@ -45,8 +45,8 @@ struct framer {
  * caller drops *consumed bytes afterwards (after using the line, which lies
  * inside them). A CR right before the LF is not part of the line.
  */
-enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len,
-				 size_t max_line, size_t *line_len, size_t *consumed);
+enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len, size_t max_line,
+				 size_t *line_len, size_t *consumed);
 
 /* --- Text checks -------------------------------------------------------- */
 
@@ -90,7 +90,7 @@ struct command {
 	const char *arg;
 	size_t arg_len;
 	enum chat_mode mode;
-	enum error_code error;
+	enum error_code error; /* CMD_INVALID: why; otherwise ERR_UNKNOWN */
 };
 
 /* True when a line a client sends is a chat message, not a command: it does
@@ -160,12 +160,13 @@ enum server_keyword {
 /* A server line taken apart for the client; pointers into the line. */
 struct server_line {
 	enum server_keyword keyword;
-	const char *word;      /* HELLO: server name; WAITING: room; PAIRED: peer; ERR: code; BYE: reason */
+	const char
+		*word; /* HELLO: server name; WAITING: room; PAIRED: peer; ERR: code; BYE: reason */
 	size_t word_len;
-	const char *text;      /* MSG, INFO, ERR and BYE: the rest (may be empty) */
+	const char *text; /* MSG, INFO, ERR and BYE: the rest (may be empty) */
 	size_t text_len;
-	unsigned version;      /* HELLO */
-	enum chat_mode mode;   /* PAIRED */
+	unsigned version;    /* HELLO */
+	enum chat_mode mode; /* PAIRED */
 	enum first_speaker first;
 	enum error_code error; /* ERR: word as a code, ERR_UNKNOWN if none known */
 	enum bye_reason bye;   /* BYE: word as a reason, BYE_UNKNOWN if none known */

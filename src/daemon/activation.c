@@ -107,9 +107,15 @@ int activation_adopt_sockets(struct listener *listener)
 	return 0;
 }
 
-void activation_ready(void) {}
-void activation_reloading(void) {}
-void activation_stopping(void) {}
+void activation_ready(void)
+{
+}
+void activation_reloading(void)
+{
+}
+void activation_stopping(void)
+{
+}
 void activation_status(unsigned waiting, unsigned conversations, unsigned clients)
 {
 	(void)waiting, (void)conversations, (void)clients;
@@ -118,6 +124,8 @@ uint64_t activation_watchdog_interval_ms(void)
 {
 	return 0;
 }
-void activation_watchdog(void) {}
+void activation_watchdog(void)
+{
+}
 
 #endif

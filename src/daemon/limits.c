@@ -58,8 +58,7 @@ unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *
 	return n;
 }
 
-void address_key_from(struct address_key *key, const struct sockaddr *addr,
-		      unsigned ipv6_prefix)
+void address_key_from(struct address_key *key, const struct sockaddr *addr, unsigned ipv6_prefix)
 {
 	memset(key, 0, sizeof(*key));
 	key->bytes[0] = (uint8_t)addr->sa_family;
@@ -75,8 +74,8 @@ void address_key_from(struct address_key *key, const struct sockaddr *addr,
 			unsigned whole = ipv6_prefix > 128 ? 16 : ipv6_prefix / 8;
 			memcpy(key->bytes + 1, a->s6_addr, whole);
 			if (whole < 16 && ipv6_prefix % 8)
-				key->bytes[1 + whole] =
-					(uint8_t)(a->s6_addr[whole] & (0xff00u >> (ipv6_prefix % 8)));
+				key->bytes[1 + whole] = (uint8_t)(a->s6_addr[whole] &
+								  (0xff00u >> (ipv6_prefix % 8)));
 		}
 	}
 }

@@ -57,8 +57,7 @@ struct address_key {
 	uint8_t bytes[17]; /* family tag, then up to 16 bytes */
 };
 
-void address_key_from(struct address_key *key, const struct sockaddr *addr,
-		      unsigned ipv6_prefix);
+void address_key_from(struct address_key *key, const struct sockaddr *addr, unsigned ipv6_prefix);
 
 struct address_counts;
 

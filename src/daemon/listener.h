@@ -12,8 +12,7 @@
 
 #include "event.h"
 
-typedef void listener_accept_fn(int fd, const struct sockaddr *addr, socklen_t addr_len,
-				void *data);
+typedef void listener_accept_fn(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data);
 
 struct listener;
 

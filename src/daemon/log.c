@@ -47,14 +47,14 @@ static void log_vwrite(int priority, const char *fmt, va_list ap, const char *su
 	errno = saved_errno;
 }
 
-#define LOG_FUNCTION(fn, priority, with_errno)                                  \
-	void fn(const char *fmt, ...)                                          \
-	{                                                                      \
-		const char *why = with_errno ? strerror(errno) : NULL;         \
-		va_list ap;                                                    \
-		va_start(ap, fmt);                                             \
-		log_vwrite(priority, fmt, ap, why);                            \
-		va_end(ap);                                                    \
+#define LOG_FUNCTION(fn, priority, with_errno)                         \
+	void fn(const char *fmt, ...)                                  \
+	{                                                              \
+		const char *why = with_errno ? strerror(errno) : NULL; \
+		va_list ap;                                            \
+		va_start(ap, fmt);                                     \
+		log_vwrite(priority, fmt, ap, why);                    \
+		va_end(ap);                                            \
 	}
 
 LOG_FUNCTION(log_warn, LOG_WARNING, true)

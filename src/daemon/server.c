@@ -47,8 +47,8 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	address_key_from(&key, addr, server->config.server.ipv6_prefix);
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
-	struct session *session =
-		from_address ? session_create(server, fd, addr, addr_len, &key) : NULL;
+	struct session *session = from_address ? session_create(server, fd, addr, addr_len, &key)
+					       : NULL;
 	if (session == NULL) {
 		if (from_address)
 			address_counts_remove(server->addresses, &key);

@@ -24,9 +24,9 @@ struct server {
 	struct pairing *pairing;
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
-	struct session *sessions; /* every open connection, a doubly linked list */
-	unsigned clients;         /* sessions not yet closing */
-	unsigned paired;          /* sessions in a conversation: two per conversation */
+	struct session *sessions;         /* every open connection, a doubly linked list */
+	unsigned clients;                 /* sessions not yet closing */
+	unsigned paired;                  /* sessions in a conversation: two per conversation */
 	unsigned long next_id;
 	bool stopping;
 	server_paired_fn *paired_hook;

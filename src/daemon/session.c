@@ -160,10 +160,10 @@ static int pair(struct session *waiter, struct session *caller, enum chat_mode m
 	}
 	for (int side = 0; side < 2; side++) {
 		struct session *session = conversation->side[side];
-		session_queued(session, protocol_append_paired(
-						connection_output(session->conn),
-						session_partner(session)->name, mode,
-						turn_first_for(&conversation->turn, side)));
+		session_queued(session,
+			       protocol_append_paired(connection_output(session->conn),
+						      session_partner(session)->name, mode,
+						      turn_first_for(&conversation->turn, side)));
 	}
 	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
 		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
@@ -204,8 +204,8 @@ static void end_conversation(struct session *session, struct session *leaver,
 	struct conversation *conversation = session->conversation;
 	struct session *a = conversation->side[0], *b = conversation->side[1];
 
-	log_info("conversation of #%lu %s and #%lu %s ended: %s%s%s", a->id, a->name, b->id,
-		 b->name, leaver ? leaver->name : "", leaver ? " " : "",
+	log_info("conversation of #%lu %s and #%lu %s ended: %s%s%s", a->id, a->name, b->id, b->name,
+		 leaver ? leaver->name : "", leaver ? " " : "",
 		 protocol_bye_name(leaver ? leaver_reason : other_reason));
 	for (int side = 0; side < 2; side++) {
 		struct session *s = conversation->side[side];
@@ -286,7 +286,8 @@ static void join(struct session *session, const char *room, size_t room_len)
 	int error;
 
 	if (room_len == 0)
-		snprintf(session->room, sizeof(session->room), "%s", server->config.server.default_room);
+		snprintf(session->room, sizeof(session->room), "%s",
+			 server->config.server.default_room);
 	else
 		snprintf(session->room, sizeof(session->room), "%.*s", (int)room_len, room);
 
@@ -310,8 +311,8 @@ static void join(struct session *session, const char *room, size_t room_len)
 		set_state(session, SESSION_WAITING);
 		log_info("#%lu %s (%s) waits in room '%s'", session->id, session->name,
 			 SESSION_WHERE(session), session->room);
-		session_queued(session,
-			       protocol_append_waiting(connection_output(session->conn), session->room));
+		session_queued(session, protocol_append_waiting(connection_output(session->conn),
+								session->room));
 		return;
 	}
 	if (waiter == NULL || pair(waiter, session, waiter->mode) < 0) {
@@ -323,8 +324,7 @@ static void join(struct session *session, const char *room, size_t room_len)
 }
 
 /* Acts on one command; returns the code it is refused with, or ERR_UNKNOWN. */
-static enum error_code session_handle_command(struct session *session,
-					      const struct command *command)
+static enum error_code session_handle_command(struct session *session, const struct command *command)
 {
 	const struct server_config *cfg = &session->server->config.server;
 	bool joined = session->state != SESSION_NEW;

@@ -36,7 +36,7 @@ struct session {
 	char room[PROTOCOL_NAME_MAX + 1];
 	enum chat_mode mode;
 	struct conversation *conversation; /* while PAIRED */
-	int side; /* 0 (waited) or 1 (came second) within the conversation */
+	int side;                          /* 0 (waited) or 1 (came second) within the conversation */
 	union peer_address peer;
 	struct address_key key; /* as counted on arrival, so it is uncounted the same */
 	uint64_t connected_ms;

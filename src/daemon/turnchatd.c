@@ -152,8 +152,8 @@ static int drop_privileges(const struct server_config *cfg)
 	struct passwd *pw = getpwnam(cfg->user);
 	struct group *gr = getgrnam(cfg->group);
 	if (pw == NULL || gr == NULL) {
-		log_warnx("cannot become user '%s' and group '%s': no such %s", cfg->user,
-			  cfg->group, pw == NULL ? "user" : "group");
+		log_warnx("cannot become user '%s' and group '%s': no such %s", cfg->user, cfg->group,
+			  pw == NULL ? "user" : "group");
 		return -1;
 	}
 	if (pw->pw_uid == 0) {
@@ -189,8 +189,8 @@ static void detach_stdio_from_socket(void)
  * reads it as server.user: find out now, not at the first SIGHUP. Call
  * after dropping privileges. Returns the number of errors it reported.
  */
-static int check_readable_after_drop(const struct daemon *daemon,
-				     const struct server_config *cfg, bool to_log)
+static int check_readable_after_drop(const struct daemon *daemon, const struct server_config *cfg,
+				     bool to_log)
 {
 	struct config again;
 	int errors = read_config(daemon, &again, to_log);
@@ -224,8 +224,8 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 {
 	struct server *server = &daemon->server;
 	uint64_t now = event_now_ms(daemon->loop);
-	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing), server_conversations(server),
-			      server->clients};
+	unsigned status[3] = {(unsigned)pairing_waiting(server->pairing),
+			      server_conversations(server), server->clients};
 
 	/* At most once a second: under churn the counts change every pass, and
 	 * each STATUS= is a datagram to the service manager. The server's tick
@@ -253,17 +253,19 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 	if (now - h->idle_since < (uint64_t)exit_idle * 1000 ||
 	    listener_has_pending(daemon->listener))
 		return false;
-	log_notice("nobody connected for %u seconds; exiting until the next connection",
-		   exit_idle);
+	log_notice("nobody connected for %u seconds; exiting until the next connection", exit_idle);
 	return true;
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'}, {"test", no_argument, NULL, 't'},
-		{"foreground", no_argument, NULL, 'f'},   {"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+		{"config", required_argument, NULL, 'c'},
+		{"test", no_argument, NULL, 't'},
+		{"foreground", no_argument, NULL, 'f'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"version", no_argument, NULL, 'V'},
+		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	struct daemon daemon = {.config_path = TURNCHAT_CONFIG_PATH};
@@ -316,8 +318,8 @@ int main(int argc, char **argv)
 		if (errors == 0)
 			printf("configuration OK\n");
 		else
-			fprintf(stderr, "turnchatd: %d error%s in %s\n", errors, errors == 1 ? "" : "s",
-				daemon.config_path);
+			fprintf(stderr, "turnchatd: %d error%s in %s\n", errors,
+				errors == 1 ? "" : "s", daemon.config_path);
 		return errors == 0 ? 0 : EX_CONFIG;
 	}
 	if (errors > 0) {
@@ -352,7 +354,8 @@ int main(int argc, char **argv)
 	activation_ready();
 
 	uint64_t started = event_now_ms(daemon.loop);
-	struct housekeeping h = {.last_resume = started, .idle_since = started,
+	struct housekeeping h = {.last_resume = started,
+				 .idle_since = started,
 				 .watchdog_ms = activation_watchdog_interval_ms(),
 				 .status = {~0u, ~0u, ~0u}};
 	while (!(daemon.server.stopping && server_idle(&daemon.server))) {

@@ -32,16 +32,18 @@ static int write_dropin(FILE *out, const struct config *cfg)
 	int written = 0;
 	int rc = net_resolve(cfg->host, cfg->port, true, &list);
 	if (rc != 0) {
-		fprintf(stderr, "turnchat-socket-generator: cannot resolve '%s': %s; "
-				"turnchat.socket keeps its own ListenStream=\n",
+		fprintf(stderr,
+			"turnchat-socket-generator: cannot resolve '%s': %s; "
+			"turnchat.socket keeps its own ListenStream=\n",
 			cfg->host, gai_strerror(rc));
 		return -1;
 	}
-	fprintf(out, "# Written by turnchat-socket-generator from %s: host \"%s\", port %u.\n"
-		     "# Change that file, not this one, then run\n"
-		     "# systemctl daemon-reload && systemctl restart turnchat.socket\n"
-		     "[Socket]\n"
-		     "ListenStream=\n",
+	fprintf(out,
+		"# Written by turnchat-socket-generator from %s: host \"%s\", port %u.\n"
+		"# Change that file, not this one, then run\n"
+		"# systemctl daemon-reload && systemctl restart turnchat.socket\n"
+		"[Socket]\n"
+		"ListenStream=\n",
 		TURNCHAT_CONFIG_PATH, cfg->host, cfg->port);
 	for (struct addrinfo *ai = list; ai; ai = ai->ai_next) {
 		char host[NI_MAXHOST];
@@ -74,8 +76,9 @@ int main(int argc, char **argv)
 	config_set_defaults(&cfg);
 	if (config_load_file(&cfg, TURNCHAT_CONFIG_PATH, false, report, NULL) > 0) {
 		/* Better the unit's own port than no socket at all. */
-		fprintf(stderr, "turnchat-socket-generator: %s has errors; turnchat.socket "
-				"keeps its own ListenStream=\n",
+		fprintf(stderr,
+			"turnchat-socket-generator: %s has errors; turnchat.socket "
+			"keeps its own ListenStream=\n",
 			TURNCHAT_CONFIG_PATH);
 		return 0;
 	}

@@ -80,8 +80,8 @@ static void report(const struct options *opt, const struct result *r)
 {
 	const struct histogram *h = &r->latency;
 	bool connect = opt->workload == WORKLOAD_CONNECT;
-	double rate =
-		r->seconds > 0 ? (connect ? r->connections : (double)r->received) / r->seconds : 0;
+	double rate = r->seconds > 0 ? (connect ? r->connections : (double)r->received) / r->seconds
+				     : 0;
 	double per_conn = -1, count = connect ? r->connections : (double)r->received;
 	/* The server's CPU time per message (per connection for connect): the
 	 * fair comparison when the generator, not the server, is the limit. */
@@ -105,8 +105,8 @@ static void report(const struct options *opt, const struct result *r)
 	printf("  server CPU %.1f%% (%.3f us per %s), bench CPU %.1f%%\n", r->server_cpu, cost_us,
 	       connect ? "connection" : "message", r->bench_cpu);
 	if (per_conn >= 0)
-		printf("  server RSS %ld KiB -> %ld KiB: %.3f KiB per connection\n",
-		       r->rss_base_kib, r->rss_kib, per_conn);
+		printf("  server RSS %ld KiB -> %ld KiB: %.3f KiB per connection\n", r->rss_base_kib,
+		       r->rss_kib, per_conn);
 	printf("  %llu errors\n", (unsigned long long)r->errors);
 	printf("RESULT workload=%s target=%s pairs=%u connections=%u sent=%llu received=%llu "
 	       "seconds=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu=%.1f "
@@ -225,8 +225,7 @@ int main(int argc, char **argv)
 		}
 		if (!ok) {
 			if (c != '?')
-				fprintf(stderr, "turnchat-bench: bad value for -%c: %s\n", c,
-					optarg);
+				fprintf(stderr, "turnchat-bench: bad value for -%c: %s\n", c, optarg);
 			usage(stderr);
 			return 64;
 		}

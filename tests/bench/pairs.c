@@ -36,8 +36,8 @@ void pairs_paired(struct bench *b, struct peer *peer, const struct server_line *
 	}
 	if (line->word_len != strlen(partner->name) ||
 	    memcmp(line->word, partner->name, line->word_len) != 0)
-		bench_fail(b, "pair %u side %c: paired with '%.*s', not '%s'", peer->pair,
-			   peer->side, (int)line->word_len, line->word, partner->name);
+		bench_fail(b, "pair %u side %c: paired with '%.*s', not '%s'", peer->pair, peer->side,
+			   (int)line->word_len, line->word, partner->name);
 	enum chat_mode want = b->opt->workload == WORKLOAD_FLOOD ? CHAT_MODE_FREE : CHAT_MODE_TURNS;
 	if (b->opt->target == TARGET_TURNCHATD && line->mode != want)
 		bench_fail(b, "pair %u side %c: paired in %s mode", peer->pair, peer->side,

@@ -50,8 +50,8 @@ static int watch(struct peer *peer, struct event_loop *loop, bool connecting)
 	buffer_init(&peer->carry, MAX_LINE);
 	buffer_init(&peer->pending, PENDING_LIMIT);
 	peer->out_wanted = connecting;
-	peer->source = event_add_fd(loop, peer->fd, EPOLLIN | (connecting ? EPOLLOUT : 0),
-				    peer_ready, peer);
+	peer->source = event_add_fd(loop, peer->fd, EPOLLIN | (connecting ? EPOLLOUT : 0), peer_ready,
+				    peer);
 	if (peer->source == NULL) {
 		int saved = errno;
 		close(peer->fd);
@@ -106,8 +106,7 @@ void peer_local_name(struct peer *peer)
 	socklen_t len = sizeof(addr);
 	char ip[INET_ADDRSTRLEN] = "?";
 
-	if (getsockname(peer->fd, (struct sockaddr *)&addr, &len) == 0 &&
-	    addr.sin_family == AF_INET)
+	if (getsockname(peer->fd, (struct sockaddr *)&addr, &len) == 0 && addr.sin_family == AF_INET)
 		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	snprintf(peer->name, sizeof(peer->name), "%s-%u", ip, (unsigned)ntohs(addr.sin_port));
 }
@@ -115,8 +114,8 @@ void peer_local_name(struct peer *peer)
 static int flush(struct peer *peer)
 {
 	while (buffer_length(&peer->pending) > 0) {
-		ssize_t n = send(peer->fd, buffer_peek(&peer->pending),
-				 buffer_length(&peer->pending), MSG_NOSIGNAL);
+		ssize_t n = send(peer->fd, buffer_peek(&peer->pending), buffer_length(&peer->pending),
+				 MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -167,8 +166,8 @@ static int split_lines(struct peer *peer, const char *data, size_t len, uint64_t
 {
 	while (len > 0 && peer->fd >= 0) {
 		size_t line_len = 0, consumed = 0;
-		enum frame_result r =
-			protocol_frame(&peer->framer, data, len, MAX_LINE, &line_len, &consumed);
+		enum frame_result r = protocol_frame(&peer->framer, data, len, MAX_LINE, &line_len,
+						     &consumed);
 		if (r == FRAME_TOO_LONG)
 			return -1;
 		if (r == FRAME_NEED_MORE && consumed == 0)

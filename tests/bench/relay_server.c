@@ -174,8 +174,7 @@ static void accept_ready(int fd, uint32_t events, void *data)
 		char ip[INET_ADDRSTRLEN] = "?";
 		if (addr.sin_family == AF_INET)
 			inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
-		snprintf(c->address, sizeof(c->address), "%s-%u", ip,
-			 (unsigned)ntohs(addr.sin_port));
+		snprintf(c->address, sizeof(c->address), "%s-%u", ip, (unsigned)ntohs(addr.sin_port));
 		c->source = event_add_fd(loop, cfd, EPOLLIN, conn_ready, c);
 		if (c->source == NULL) {
 			close(cfd);

@@ -97,8 +97,8 @@ long long proc_cpu_ticks(pid_t pid)
 		return -1;
 	unsigned long long utime, stime;
 	/* state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime */
-	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-		   &stime) != 2)
+	if (sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
+	    2)
 		return -1;
 	return (long long)(utime + stime);
 }

@@ -86,8 +86,7 @@ void bench_write_out(struct bench *b, struct peer *peer)
 {
 	if (buffer_length(&b->out) > 0 &&
 	    peer_write(peer, buffer_peek(&b->out), buffer_length(&b->out)) < 0)
-		bench_fail(b, "pair %u side %c: write: %s", peer->pair, peer->side,
-			   strerror(errno));
+		bench_fail(b, "pair %u side %c: write: %s", peer->pair, peer->side, strerror(errno));
 	b->out.start = b->out.end = 0;
 }
 
@@ -355,8 +354,7 @@ int workload_run(const struct options *opt, struct result *result)
 			break;
 		}
 		advance(b, now);
-		if (b->phase != PHASE_DONE && event_loop_dispatch(b->loop, 5) < 0 &&
-		    errno != EINTR) {
+		if (b->phase != PHASE_DONE && event_loop_dispatch(b->loop, 5) < 0 && errno != EINTR) {
 			bench_fail(b, "epoll: %s", strerror(errno));
 			break;
 		}

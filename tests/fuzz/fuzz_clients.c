@@ -46,7 +46,7 @@ static void scan_sent(struct client *c, bool final)
 	for (;;) {
 		size_t start = c->scanned, end;
 		char *lf = start < c->wrote_len ? memchr(c->wrote + start, '\n', c->wrote_len - start)
-					       : NULL;
+						: NULL;
 		if (lf) {
 			end = (size_t)(lf - c->wrote);
 			c->scanned = end + 1;
@@ -115,7 +115,8 @@ static void check_msg(struct clients *all, struct client *c, int index, const ch
 	c->match++;
 }
 
-static void client_line(struct clients *all, struct client *c, int index, const char *line, size_t len)
+static void client_line(struct clients *all, struct client *c, int index, const char *line,
+			size_t len)
 {
 	struct server_line sl;
 	FUZZ_CHECK(!c->bye, "client %d: a line after BYE: '%.*s'", index, (int)len, line);
@@ -143,7 +144,8 @@ static void client_line(struct clients *all, struct client *c, int index, const 
 		c->waiting = true;
 		break;
 	case SRV_PAIRED:
-		FUZZ_CHECK(!c->paired && c->partner >= 0, "client %d: PAIRED twice or unpaired", index);
+		FUZZ_CHECK(!c->paired && c->partner >= 0, "client %d: PAIRED twice or unpaired",
+			   index);
 		FUZZ_CHECK((sl.mode == CHAT_MODE_FREE) == (sl.first == FIRST_NONE),
 			   "client %d: first speaker does not fit the mode", index);
 		c->paired = true;
@@ -151,7 +153,8 @@ static void client_line(struct clients *all, struct client *c, int index, const 
 		c->first = sl.first;
 		if (all->c[c->partner].paired)
 			FUZZ_CHECK(all->c[c->partner].mode == c->mode &&
-					   (c->mode == CHAT_MODE_FREE || all->c[c->partner].first != c->first),
+					   (c->mode == CHAT_MODE_FREE ||
+					    all->c[c->partner].first != c->first),
 				   "clients %d and %d disagree about their conversation", index,
 				   c->partner);
 		break;
@@ -208,7 +211,6 @@ static void client_read(struct clients *all, int index, bool force)
 		FUZZ_CHECK(c->in_len < sizeof(c->in), "client %d: a server line over 8 KiB", index);
 	}
 }
-
 
 void clients_read(struct clients *all, bool force)
 {

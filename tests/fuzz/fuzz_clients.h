@@ -14,18 +14,18 @@
 #define FUZZ_MAX_CLIENTS 12
 
 struct client {
-	int fd;                /* our end; -1 once we closed it */
-	unsigned long id;      /* the daemon's session id */
-	bool reading, shut;    /* we read what arrives; we half-closed */
+	int fd;             /* our end; -1 once we closed it */
+	unsigned long id;   /* the daemon's session id */
+	bool reading, shut; /* we read what arrives; we half-closed */
 	bool hello, waiting, paired, bye, eof, must_hear_bye;
-	int lines;             /* lines read */
-	int partner;           /* index, -1 before relay_start */
+	int lines;   /* lines read */
+	int partner; /* index, -1 before relay_start */
 	enum chat_mode mode;
 	enum first_speaker first;
-	size_t match;          /* MSGs matched so far in the partner's messages */
+	size_t match; /* MSGs matched so far in the partner's messages */
 	char in[8192];
 	size_t in_len;
-	char *wrote;           /* every byte the daemon may have read from us */
+	char *wrote; /* every byte the daemon may have read from us */
 	size_t wrote_len, scanned;
 	size_t *msg_off, *msg_len, msg_count; /* the messages in it */
 };

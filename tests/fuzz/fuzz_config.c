@@ -70,7 +70,8 @@ static void load(struct config *cfg, const uint8_t *data, size_t size)
 	int errors = config_load_file(cfg, path, true, on_report, &reports);
 	FUZZ_CHECK(errors == reports.count, "%d errors, %d reported", errors, reports.count);
 	if (errors > 0) {
-		FUZZ_CHECK(memcmp(&before, cfg, sizeof(before)) == 0, "a bad file changed the config");
+		FUZZ_CHECK(memcmp(&before, cfg, sizeof(before)) == 0,
+			   "a bad file changed the config");
 		return;
 	}
 	reports = (struct reports){0, "origin"};

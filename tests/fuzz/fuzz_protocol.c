@@ -66,8 +66,8 @@ static void frame_reference(const char *data, size_t len, size_t max_line, struc
 
 /* As src/connection.c reads: an input buffer of max_line + 2 + one read,
  * reads of random sizes up to chunk (seed 0: always chunk). */
-static void frame_chunked(const char *data, size_t len, size_t max_line, size_t chunk,
-			  uint32_t seed, struct events *ev)
+static void frame_chunked(const char *data, size_t len, size_t max_line, size_t chunk, uint32_t seed,
+			  struct events *ev)
 {
 	struct buffer in;
 	struct framer framer = {false};
@@ -92,8 +92,8 @@ static void frame_chunked(const char *data, size_t len, size_t max_line, size_t 
 			if (have == 0)
 				break;
 			const char *p = buffer_peek(&in);
-			enum frame_result r =
-				protocol_frame(&framer, p, have, max_line, &line_len, &consumed);
+			enum frame_result r = protocol_frame(&framer, p, have, max_line, &line_len,
+							     &consumed);
 			FUZZ_CHECK(consumed <= have, "consumed %zu of %zu", consumed, have);
 			if (r == FRAME_NEED_MORE && consumed == 0) {
 				if (pos >= len && !framer.discarding) {
@@ -103,7 +103,8 @@ static void frame_chunked(const char *data, size_t len, size_t max_line, size_t 
 				break;
 			}
 			if (r == FRAME_LINE) {
-				FUZZ_CHECK(line_len <= max_line && line_len < consumed, "line %zu", line_len);
+				FUZZ_CHECK(line_len <= max_line && line_len < consumed, "line %zu",
+					   line_len);
 				FUZZ_CHECK(memchr(p, '\n', line_len) == NULL, "LF inside a line");
 				add_event(ev, 'L', p, line_len);
 			} else if (r == FRAME_TOO_LONG) {
@@ -124,7 +125,8 @@ static void check_same(const struct events *a, const struct events *b)
 	for (size_t i = 0; i < a->count; i++) {
 		FUZZ_CHECK(a->kinds[i] == b->kinds[i], "event %zu kind", i);
 		FUZZ_CHECK(a->lens[i] == b->lens[i] &&
-				   memcmp(a->lines + a->starts[i], b->lines + b->starts[i], a->lens[i]) == 0,
+				   memcmp(a->lines + a->starts[i], b->lines + b->starts[i],
+					  a->lens[i]) == 0,
 			   "event %zu differs", i);
 	}
 }
@@ -157,8 +159,7 @@ static void check_command(const char *line, size_t len)
 		return;
 	}
 	FUZZ_CHECK(c.kind == CMD_INVALID || c.kind == CMD_MODE || c.kind == CMD_QUIT ||
-			   c.kind == CMD_HELP ||
-			   (c.arg >= line && c.arg + c.arg_len == line + len),
+			   c.kind == CMD_HELP || (c.arg >= line && c.arg + c.arg_len == line + len),
 		   "argument outside the line");
 	bool message = line[0] != '/' || (len > 1 && line[1] == '/');
 	FUZZ_CHECK(message == (c.kind == CMD_MESSAGE), "message or command");
@@ -182,10 +183,11 @@ static void check_command(const char *line, size_t len)
 		/* The server's MSG line, parsed by the client, carries it too. */
 		struct server_line sl;
 		FUZZ_CHECK(protocol_append_msg(&out, c.arg, c.arg_len) == 0, "append MSG");
-		FUZZ_CHECK(protocol_parse_server_line(buffer_peek(&out), buffer_length(&out) - 1, &sl) &&
-				   sl.keyword == SRV_MSG && sl.text_len == c.arg_len &&
-				   memcmp(sl.text, c.arg, c.arg_len) == 0,
-			   "MSG round trip");
+		FUZZ_CHECK(
+			protocol_parse_server_line(buffer_peek(&out), buffer_length(&out) - 1, &sl) &&
+				sl.keyword == SRV_MSG && sl.text_len == c.arg_len &&
+				memcmp(sl.text, c.arg, c.arg_len) == 0,
+			"MSG round trip");
 	} else if (c.kind == CMD_NAME || c.kind == CMD_JOIN) {
 		char arg[PROTOCOL_NAME_MAX + 1];
 		memcpy(arg, c.arg, c.arg_len);
@@ -237,13 +239,17 @@ static void check_server_round_trip(const char *data, size_t len)
 #define SAME(p, l, s) ((l) == strlen(s) && memcmp((p), (s), (l)) == 0)
 	enum error_code code = (enum error_code)(n % (ERR_EMPTY + 1));
 	protocol_append_error(&out, code, text);
-	FUZZ_CHECK(PARSED() && sl.keyword == SRV_ERR && SAME(sl.word, sl.word_len,
-				protocol_error_name(code)) && SAME(sl.text, sl.text_len, text), "ERR");
+	FUZZ_CHECK(PARSED() && sl.keyword == SRV_ERR &&
+			   SAME(sl.word, sl.word_len, protocol_error_name(code)) &&
+			   SAME(sl.text, sl.text_len, text),
+		   "ERR");
 	buffer_consume(&out, buffer_length(&out));
 	enum bye_reason reason = (enum bye_reason)(n % (BYE_PROTOCOL + 1));
 	protocol_append_bye(&out, reason, text);
-	FUZZ_CHECK(PARSED() && sl.keyword == SRV_BYE && SAME(sl.word, sl.word_len,
-				protocol_bye_name(reason)) && SAME(sl.text, sl.text_len, text), "BYE");
+	FUZZ_CHECK(PARSED() && sl.keyword == SRV_BYE &&
+			   SAME(sl.word, sl.word_len, protocol_bye_name(reason)) &&
+			   SAME(sl.text, sl.text_len, text),
+		   "BYE");
 	buffer_consume(&out, buffer_length(&out));
 	protocol_append_info(&out, text);
 	FUZZ_CHECK(PARSED() && sl.keyword == SRV_INFO && SAME(sl.text, sl.text_len, text), "INFO");
@@ -254,13 +260,15 @@ static void check_server_round_trip(const char *data, size_t len)
 	buffer_consume(&out, buffer_length(&out));
 	protocol_append_hello(&out, name);
 	FUZZ_CHECK(PARSED() && sl.keyword == SRV_HELLO && sl.version == PROTOCOL_VERSION &&
-			   SAME(sl.word, sl.word_len, name), "HELLO");
+			   SAME(sl.word, sl.word_len, name),
+		   "HELLO");
 	buffer_consume(&out, buffer_length(&out));
 	enum chat_mode mode = (enum chat_mode)(n % CHAT_MODE_COUNT);
 	enum first_speaker first = mode == CHAT_MODE_FREE ? FIRST_NONE : (enum first_speaker)(n % 2);
 	protocol_append_paired(&out, name, mode, first);
 	FUZZ_CHECK(PARSED() && sl.keyword == SRV_PAIRED && SAME(sl.word, sl.word_len, name) &&
-			   sl.mode == mode && sl.first == first, "PAIRED");
+			   sl.mode == mode && sl.first == first,
+		   "PAIRED");
 #undef PARSED
 #undef SAME
 	buffer_release(&out);
@@ -273,7 +281,8 @@ static void check_display(const char *text, size_t len)
 	FUZZ_CHECK(display_sanitize(&out, text, len) == 0, "display fits 8 bytes per byte");
 	size_t n = buffer_length(&out);
 	/* An empty buffer has no memory yet: nothing to peek at. */
-	const unsigned char *s = n ? (const unsigned char *)buffer_peek(&out) : (const unsigned char *)"";
+	const unsigned char *s = n ? (const unsigned char *)buffer_peek(&out)
+				   : (const unsigned char *)"";
 	for (size_t i = 0; i < n;) {
 		uint32_t c;
 		size_t k = ref_utf8_sequence(s + i, n - i, &c);

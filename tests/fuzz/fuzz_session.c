@@ -145,10 +145,17 @@ static void tick(uint64_t advance_ms)
 
 /* Lines the fuzzer would take long to find byte by byte. */
 static const char *const canned[] = {
-	"/join\n", "/join r\n", "/join s\n", "/name a\n", "/name b\n", "/mode free\n",
-	"/mode turns\n", "/q\n", "/quit\n", "/help\n", "hi\n", "hello there\n", "//x\n",
-	"\xff\xfe\n", "\x1b[2J\n", "\n", "/bogus\n", "/join bad room\n", "a\r\n", "\xc3\xa9t\xc3\xa9\n",
-	"partial", "\r",
+	"/join\n",       "/join r\n",
+	"/join s\n",     "/name a\n",
+	"/name b\n",     "/mode free\n",
+	"/mode turns\n", "/q\n",
+	"/quit\n",       "/help\n",
+	"hi\n",          "hello there\n",
+	"//x\n",         "\xff\xfe\n",
+	"\x1b[2J\n",     "\n",
+	"/bogus\n",      "/join bad room\n",
+	"a\r\n",         "\xc3\xa9t\xc3\xa9\n",
+	"partial",       "\r",
 };
 #define CANNED (sizeof(canned) / sizeof(canned[0]))
 
@@ -176,7 +183,9 @@ static void write_canned(struct client *c, unsigned which)
 	} else {
 		/* A burst past any rate limit, and past half a small queue. */
 		for (size_t i = 0; i < 400; i++)
-			memcpy(big + 20 * i, which % 3 == 1 ? "flood of lines 0123\n" : "//flood of slashes\n\n", 20);
+			memcpy(big + 20 * i,
+			       which % 3 == 1 ? "flood of lines 0123\n" : "//flood of slashes\n\n",
+			       20);
 		client_write(&h.clients, c, big, 8000);
 	}
 }
@@ -224,8 +233,9 @@ static void run_op(struct input *in)
 		static const size_t lines[] = {64, 200, 4096};
 		struct config cfg = h.config;
 		cfg.server.max_line = lines[next_byte(in) % 3];
-		h.clients.max_line_ever = cfg.server.max_line > h.clients.max_line_ever ? cfg.server.max_line
-									  : h.clients.max_line_ever;
+		h.clients.max_line_ever = cfg.server.max_line > h.clients.max_line_ever
+						  ? cfg.server.max_line
+						  : h.clients.max_line_ever;
 		server_apply_config(&h.server, &cfg);
 		break;
 	}
@@ -242,7 +252,8 @@ static void configure(struct input *in)
 	s->max_clients = 2 + a % 4;
 	s->max_line = a & 4 ? 64 : 4096;
 	s->modes = (a >> 3) % 3 == 0 ? 3u : 1u << ((a >> 3) % 3 - 1);
-	s->default_mode = s->modes == 3 ? (enum chat_mode)((a >> 5) & 1) : (enum chat_mode)((a >> 3) % 3 - 1);
+	s->default_mode = s->modes == 3 ? (enum chat_mode)((a >> 5) & 1)
+					: (enum chat_mode)((a >> 3) % 3 - 1);
 	s->idle_timeout = a & 0x40 ? 5 : 0;
 	s->max_per_address = 2 + b % 6;
 	s->join_timeout = b & 8 ? 3 : 0;

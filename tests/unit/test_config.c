@@ -96,7 +96,7 @@ static const unsigned both_modes = (1u << CHAT_MODE_TURNS) | (1u << CHAT_MODE_FR
 static void test_defaults(void **state)
 {
 	struct config cfg, again;
-	struct reports r = { 0 };
+	struct reports r = {0};
 
 	(void)state;
 	defaults(&cfg);
@@ -161,7 +161,7 @@ static void test_good_file(void **state)
 static void test_shipped_file(void **state)
 {
 	struct config expected, cfg;
-	struct reports r = { 0 };
+	struct reports r = {0};
 
 	(void)state;
 	defaults(&expected);
@@ -216,7 +216,7 @@ static void test_missing_file(void **state)
 {
 	const char *path = fixture("no-such-file.conf");
 	struct config cfg, expected;
-	struct reports r = { 0 };
+	struct reports r = {0};
 	char message[1100];
 
 	(void)state;
@@ -237,7 +237,7 @@ static void test_missing_file(void **state)
 static void test_directory(void **state)
 {
 	struct config cfg;
-	struct reports r = { 0 };
+	struct reports r = {0};
 	char message[1100];
 
 	(void)state;
@@ -307,7 +307,8 @@ static void test_not_groups(void **state)
 	(void)state;
 	defaults(&cfg);
 	assert_int_equal(load(&cfg, "not-groups.conf", &r), 2);
-	assert_report(&r, 0, "not-groups.conf", ":1: server: expected a group { ... }, found an integer");
+	assert_report(&r, 0, "not-groups.conf",
+		      ":1: server: expected a group { ... }, found an integer");
 	assert_report(&r, 1, "not-groups.conf", ":2: client: expected a group { ... }, found a list");
 }
 
@@ -364,10 +365,12 @@ static void test_bad_names(void **state)
 	(void)state;
 	defaults(&cfg);
 	assert_int_equal(load(&cfg, "bad-names.conf", &r), 4);
-	assert_report(&r, 0, "bad-names.conf",
-		      ":2: server.name: \"turn chat\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
-	assert_report(&r, 1, "bad-names.conf",
-		      ":3: server.default_room: \"\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+	assert_report(
+		&r, 0, "bad-names.conf",
+		":2: server.name: \"turn chat\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+	assert_report(
+		&r, 1, "bad-names.conf",
+		":3: server.default_room: \"\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
 	/* A control byte is not echoed as is. */
 	assert_report(&r, 2, "bad-names.conf",
 		      ":7: client.name: \"a?b\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
@@ -414,8 +417,9 @@ static void test_bad_modes(void **state)
 	assert_report(&r, 2, "words.conf",
 		      ":4: server.log_facility: \"local8\" is not one of daemon, user, local0, "
 		      "local1, local2, local3, local4, local5, local6, local7");
-	assert_report(&r, 3, "words.conf",
-		      ":5: server.log_level: \"warn\" is not one of err, warning, notice, info, debug");
+	assert_report(
+		&r, 3, "words.conf",
+		":5: server.log_level: \"warn\" is not one of err, warning, notice, info, debug");
 	assert_report(&r, 4, "words.conf", ":9: client.mode: \"Turns\" is not a mode (turns, free)");
 }
 
@@ -478,24 +482,15 @@ int main(int argc, char **argv)
 {
 	static char default_shipped[1024];
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_shipped_file),
-		cmocka_unit_test(test_layering),
-		cmocka_unit_test(test_empty_file),
-		cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_directory),
-		cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_many_errors),
-		cmocka_unit_test(test_unknown_keys),
-		cmocka_unit_test(test_not_groups),
-		cmocka_unit_test(test_wrong_types),
-		cmocka_unit_test(test_ranges),
-		cmocka_unit_test(test_bad_names),
-		cmocka_unit_test(test_bad_modes),
-		cmocka_unit_test(test_unchanged_after_error),
-		cmocka_unit_test(test_no_report),
-		cmocka_unit_test(test_check_default_mode),
+		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_layering),
+		cmocka_unit_test(test_empty_file),   cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_directory),    cmocka_unit_test(test_syntax_error),
+		cmocka_unit_test(test_many_errors),  cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_not_groups),   cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_ranges),       cmocka_unit_test(test_bad_names),
+		cmocka_unit_test(test_bad_modes),    cmocka_unit_test(test_unchanged_after_error),
+		cmocka_unit_test(test_no_report),    cmocka_unit_test(test_check_default_mode),
 	};
 
 	if (argc < 2 || argc > 3) {

@@ -158,8 +158,8 @@ static void test_refuses_what_is_no_regular_file(void **state)
 
 	write_file("top.conf", "@include \"%s\"\n", path_of("missing.conf"));
 	assert_int_equal(load(&cfg, "top.conf", &r), 1);
-	snprintf(expected, sizeof(expected),
-		 "top.conf:1: @include \"%s\": No such file or directory", path_of("missing.conf"));
+	snprintf(expected, sizeof(expected), "top.conf:1: @include \"%s\": No such file or directory",
+		 path_of("missing.conf"));
 	assert_report(&r, 0, expected);
 }
 

@@ -76,7 +76,9 @@ static void test_sanitize_controls(void **state)
 	sanitized(S("\r\n"), "^M^J");
 	sanitized(S("\x01\x1f"), "^A^_");
 	sanitized(S("\xc2\x9b"), "<U+009B>");
-	sanitized(S("\xc2\x85" "1"), "<U+0085>1");
+	sanitized(S("\xc2\x85"
+		    "1"),
+		  "<U+0085>1");
 	sanitized(S("\xc2\x80\xc2\x9f"), "<U+0080><U+009F>");
 }
 
@@ -92,7 +94,9 @@ static void test_sanitize_bad_utf8(void **state)
 	sanitized(S("\xed\xa0\x80"), "\\xED\\xA0\\x80");
 	sanitized(S("\xc3\x1b"), "\\xC3^["); /* a control never hides inside a broken sequence */
 	sanitized(S("\xe2\xc2\x9b"), "\\xE2<U+009B>");
-	sanitized(S("\xf0\x9f\x98" "A"), "\\xF0\\x9F\\x98A");
+	sanitized(S("\xf0\x9f\x98"
+		    "A"),
+		  "\\xF0\\x9F\\x98A");
 }
 
 /* Safe output: valid UTF-8 holding no control but TAB. */

@@ -149,9 +149,9 @@ static void test_refusals_flood(void **state)
 	struct refusals slow = {0};
 	for (int w = 0; w < 5; w++)
 		for (int i = 0; i < 300; i++)
-			assert_int_not_equal(
-				refusals_add(&slow, 1, true, 40, 1000 + (uint64_t)w * REFUSAL_WINDOW_MS),
-				REFUSAL_FLOOD);
+			assert_int_not_equal(refusals_add(&slow, 1, true, 40,
+							  1000 + (uint64_t)w * REFUSAL_WINDOW_MS),
+					     REFUSAL_FLOOD);
 	/* Refused for other reasons, never a flood. */
 	struct refusals other = {0};
 	for (int i = 0; i < 10000; i++)

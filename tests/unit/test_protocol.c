@@ -128,7 +128,8 @@ static size_t frame_all(const char *data, size_t len, char *trace)
 
 	trace[0] = '\0';
 	while ((r = protocol_frame(&f, data + pos, len - pos, MAX, &line_len, &consumed)) !=
-		       FRAME_NEED_MORE || consumed > 0) {
+		       FRAME_NEED_MORE ||
+	       consumed > 0) {
 		if (r == FRAME_LINE) {
 			strcat(trace, "[");
 			strncat(trace, data + pos, line_len);
@@ -161,9 +162,18 @@ struct text_case {
 	size_t len;
 	enum text_check want;
 };
-#define OK(lit) {S(lit), TEXT_OK}
-#define BADU(lit) {S(lit), TEXT_BAD_UTF8}
-#define CTRL(lit) {S(lit), TEXT_CONTROL_CHAR}
+#define OK(lit)                 \
+	{                       \
+		S(lit), TEXT_OK \
+	}
+#define BADU(lit)                     \
+	{                             \
+		S(lit), TEXT_BAD_UTF8 \
+	}
+#define CTRL(lit)                         \
+	{                                 \
+		S(lit), TEXT_CONTROL_CHAR \
+	}
 
 /* The word-at-a-time ASCII path: one odd byte anywhere in a line, at
  * every offset within and across 8-byte words, is still seen. */
@@ -174,11 +184,16 @@ static void test_check_text_every_offset(void **state)
 		size_t len;
 		enum text_check expect;
 	} odd[] = {
-		{"\x01", 1, TEXT_CONTROL_CHAR}, {"\x1f", 1, TEXT_CONTROL_CHAR},
-		{"\x7f", 1, TEXT_CONTROL_CHAR}, {"\xc2\x85", 2, TEXT_CONTROL_CHAR},
-		{"\xff", 1, TEXT_BAD_UTF8},     {"\xc3", 1, TEXT_BAD_UTF8},
-		{"\xc3\xa9", 2, TEXT_OK},       {"\t", 1, TEXT_OK},
-		{" ", 1, TEXT_OK},               {"~", 1, TEXT_OK},
+		{"\x01", 1, TEXT_CONTROL_CHAR},
+		{"\x1f", 1, TEXT_CONTROL_CHAR},
+		{"\x7f", 1, TEXT_CONTROL_CHAR},
+		{"\xc2\x85", 2, TEXT_CONTROL_CHAR},
+		{"\xff", 1, TEXT_BAD_UTF8},
+		{"\xc3", 1, TEXT_BAD_UTF8},
+		{"\xc3\xa9", 2, TEXT_OK},
+		{"\t", 1, TEXT_OK},
+		{" ", 1, TEXT_OK},
+		{"~", 1, TEXT_OK},
 	};
 	char line[40];
 
@@ -197,24 +212,58 @@ static void test_check_text_every_offset(void **state)
 static void test_check_text(void **state)
 {
 	static const struct text_case cases[] = {
-		OK(""), OK("plain ascii ~"), OK("a\tb"), OK("caf\xc3\xa9"), OK("\xc2\xa0"),
-		OK("\xe2\x82\xac"), OK("\xed\x9f\xbf"), OK("\xee\x80\x80"), OK("\xef\xbf\xbf"),
-		OK("\xf0\x9f\x98\x80"), OK("\xf4\x8f\xbf\xbf"),
+		OK(""),
+		OK("plain ascii ~"),
+		OK("a\tb"),
+		OK("caf\xc3\xa9"),
+		OK("\xc2\xa0"),
+		OK("\xe2\x82\xac"),
+		OK("\xed\x9f\xbf"),
+		OK("\xee\x80\x80"),
+		OK("\xef\xbf\xbf"),
+		OK("\xf0\x9f\x98\x80"),
+		OK("\xf4\x8f\xbf\xbf"),
 		/* overlong forms; surrogates; past U+10FFFF; bytes never valid */
-		BADU("\xc0\xaf"), BADU("\xc1\xbf"), BADU("\xe0\x80\xaf"), BADU("\xe0\x9f\xbf"),
-		BADU("\xf0\x80\x80\xaf"), BADU("\xf0\x8f\xbf\xbf"), BADU("\xed\xa0\x80"),
-		BADU("\xed\xbf\xbf"), BADU("\xf4\x90\x80\x80"), BADU("\xf5\x80\x80\x80"),
-		BADU("\xf8\x88\x80\x80\x80"), BADU("\xfe"), BADU("\xff"), BADU("a\x80z"),
+		BADU("\xc0\xaf"),
+		BADU("\xc1\xbf"),
+		BADU("\xe0\x80\xaf"),
+		BADU("\xe0\x9f\xbf"),
+		BADU("\xf0\x80\x80\xaf"),
+		BADU("\xf0\x8f\xbf\xbf"),
+		BADU("\xed\xa0\x80"),
+		BADU("\xed\xbf\xbf"),
+		BADU("\xf4\x90\x80\x80"),
+		BADU("\xf5\x80\x80\x80"),
+		BADU("\xf8\x88\x80\x80\x80"),
+		BADU("\xfe"),
+		BADU("\xff"),
+		BADU("a\x80z"),
 		/* truncated or interrupted sequences */
-		BADU("\xc3"), BADU("ok\xe2\x82"), BADU("\xf0\x9f\x98"), BADU("\xc3x"),
-		BADU("\xe2\x28\xa1"), BADU("\xf0\x9f\x98z"), {"\xc3\xa9", 1, TEXT_BAD_UTF8},
+		BADU("\xc3"),
+		BADU("ok\xe2\x82"),
+		BADU("\xf0\x9f\x98"),
+		BADU("\xc3x"),
+		BADU("\xe2\x28\xa1"),
+		BADU("\xf0\x9f\x98z"),
+		{"\xc3\xa9", 1, TEXT_BAD_UTF8},
 		{"\xf0\x9f\x98\x80", 3, TEXT_BAD_UTF8}, /* cut short by len, not by the bytes */
 		/* C0 but TAB, DEL, C1 */
-		CTRL("\0"), CTRL("a\0b"), CTRL("\x01"), CTRL("\x1b[2J"), CTRL("x\x1f"), CTRL("\r"),
-		CTRL("\n"), CTRL("\x7f"), CTRL("\xc2\x80"), CTRL("\xc2\x85"), CTRL("\xc2\x9b"),
+		CTRL("\0"),
+		CTRL("a\0b"),
+		CTRL("\x01"),
+		CTRL("\x1b[2J"),
+		CTRL("x\x1f"),
+		CTRL("\r"),
+		CTRL("\n"),
+		CTRL("\x7f"),
+		CTRL("\xc2\x80"),
+		CTRL("\xc2\x85"),
+		CTRL("\xc2\x9b"),
 		CTRL("\xc2\x9f"),
 		/* bad UTF-8 wins over a control, wherever each one is */
-		BADU("\x1b\xff"), BADU("\xff\x1b"), BADU("\x7f\xc2\x85\xc3"),
+		BADU("\x1b\xff"),
+		BADU("\xff\x1b"),
+		BADU("\x7f\xc2\x85\xc3"),
 	};
 
 	(void)state;
@@ -230,8 +279,14 @@ static void test_valid_name(void **state)
 {
 	static const char *const good[] = {"a", "Barret_the-2nd.x", "AZaz09_.-",
 					   "abcdefghijklmnopqrstuvwxyz012345"};
-	static const char *const bad[] = {"", "abcdefghijklmnopqrstuvwxyz0123456", "a b", "a/b",
-					  "a@b", "a\tb", "caf\xc3\xa9", "room!"};
+	static const char *const bad[] = {"",
+					  "abcdefghijklmnopqrstuvwxyz0123456",
+					  "a b",
+					  "a/b",
+					  "a@b",
+					  "a\tb",
+					  "caf\xc3\xa9",
+					  "room!"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(good); i++)
@@ -251,34 +306,62 @@ struct cmd_case {
 	enum chat_mode mode;
 	enum error_code error;
 };
-#define CMD(lit, kind, arg) {S(lit), kind, arg, 0, 0}
-#define MODE(lit, mode) {S(lit), CMD_MODE, NULL, mode, 0}
-#define BAD(lit, error) {S(lit), CMD_INVALID, NULL, 0, error}
+#define CMD(lit, kind, arg)             \
+	{                               \
+		S(lit), kind, arg, 0, 0 \
+	}
+#define MODE(lit, mode)                         \
+	{                                       \
+		S(lit), CMD_MODE, NULL, mode, 0 \
+	}
+#define BAD(lit, error)                             \
+	{                                           \
+		S(lit), CMD_INVALID, NULL, 0, error \
+	}
 
 static void test_parse_command(void **state)
 {
 	static const struct cmd_case cases[] = {
-		CMD("hello there", CMD_MESSAGE, "hello there"), CMD("a\tb", CMD_MESSAGE, "a\tb"),
-		CMD("//x", CMD_MESSAGE, "/x"), CMD("//", CMD_MESSAGE, "/"),
-		CMD("///", CMD_MESSAGE, "//"), CMD(" /quit", CMD_MESSAGE, " /quit"),
-		CMD("caf\xc3\xa9", CMD_MESSAGE, "caf\xc3\xa9"), BAD("", ERR_EMPTY),
-		CMD("/name Barret", CMD_NAME, "Barret"), BAD("/name", ERR_BAD_COMMAND),
-		BAD("/name ", ERR_BAD_COMMAND), BAD("/name b@d", ERR_BAD_NAME),
+		CMD("hello there", CMD_MESSAGE, "hello there"),
+		CMD("a\tb", CMD_MESSAGE, "a\tb"),
+		CMD("//x", CMD_MESSAGE, "/x"),
+		CMD("//", CMD_MESSAGE, "/"),
+		CMD("///", CMD_MESSAGE, "//"),
+		CMD(" /quit", CMD_MESSAGE, " /quit"),
+		CMD("caf\xc3\xa9", CMD_MESSAGE, "caf\xc3\xa9"),
+		BAD("", ERR_EMPTY),
+		CMD("/name Barret", CMD_NAME, "Barret"),
+		BAD("/name", ERR_BAD_COMMAND),
+		BAD("/name ", ERR_BAD_COMMAND),
+		BAD("/name b@d", ERR_BAD_NAME),
 		BAD("/name a b", ERR_BAD_NAME),
 		BAD("/name abcdefghijklmnopqrstuvwxyz0123456", ERR_BAD_NAME),
-		MODE("/mode turns", CHAT_MODE_TURNS), MODE("/mode free", CHAT_MODE_FREE),
-		BAD("/mode bogus", ERR_BAD_MODE), BAD("/mode Turns", ERR_BAD_MODE),
-		BAD("/mode", ERR_BAD_COMMAND), CMD("/join", CMD_JOIN, ""),
-		CMD("/join kitchen", CMD_JOIN, "kitchen"), BAD("/join ", ERR_BAD_COMMAND),
-		BAD("/join bad!room", ERR_BAD_NAME), CMD("/q", CMD_QUIT, ""),
-		CMD("/quit", CMD_QUIT, ""), BAD("/q x", ERR_BAD_COMMAND),
-		BAD("/quit now", ERR_BAD_COMMAND), CMD("/help", CMD_HELP, ""),
-		BAD("/help me", ERR_BAD_COMMAND), BAD("/frob", ERR_BAD_COMMAND),
-		BAD("/", ERR_BAD_COMMAND), BAD("/Name x", ERR_BAD_COMMAND),
-		BAD("/names x", ERR_BAD_COMMAND), BAD("/qu", ERR_BAD_COMMAND),
-		BAD("hi \xff there", ERR_BAD_UTF8), BAD("hi\x1b[2J", ERR_CONTROL_CHAR),
-		BAD("hi\xc2\x85", ERR_CONTROL_CHAR), BAD("a\0b", ERR_CONTROL_CHAR),
-		BAD("//\x7f", ERR_CONTROL_CHAR), BAD("/name \x1b", ERR_CONTROL_CHAR),
+		MODE("/mode turns", CHAT_MODE_TURNS),
+		MODE("/mode free", CHAT_MODE_FREE),
+		BAD("/mode bogus", ERR_BAD_MODE),
+		BAD("/mode Turns", ERR_BAD_MODE),
+		BAD("/mode", ERR_BAD_COMMAND),
+		CMD("/join", CMD_JOIN, ""),
+		CMD("/join kitchen", CMD_JOIN, "kitchen"),
+		BAD("/join ", ERR_BAD_COMMAND),
+		BAD("/join bad!room", ERR_BAD_NAME),
+		CMD("/q", CMD_QUIT, ""),
+		CMD("/quit", CMD_QUIT, ""),
+		BAD("/q x", ERR_BAD_COMMAND),
+		BAD("/quit now", ERR_BAD_COMMAND),
+		CMD("/help", CMD_HELP, ""),
+		BAD("/help me", ERR_BAD_COMMAND),
+		BAD("/frob", ERR_BAD_COMMAND),
+		BAD("/", ERR_BAD_COMMAND),
+		BAD("/Name x", ERR_BAD_COMMAND),
+		BAD("/names x", ERR_BAD_COMMAND),
+		BAD("/qu", ERR_BAD_COMMAND),
+		BAD("hi \xff there", ERR_BAD_UTF8),
+		BAD("hi\x1b[2J", ERR_CONTROL_CHAR),
+		BAD("hi\xc2\x85", ERR_CONTROL_CHAR),
+		BAD("a\0b", ERR_CONTROL_CHAR),
+		BAD("//\x7f", ERR_CONTROL_CHAR),
+		BAD("/name \x1b", ERR_CONTROL_CHAR),
 		BAD("\x1b\xc3", ERR_BAD_UTF8),
 	};
 
@@ -302,12 +385,12 @@ static void test_parse_command(void **state)
 
 static void test_names_of_codes(void **state)
 {
-	static const char *const errs[] = {"not-your-turn", "not-paired", "too-long", "bad-utf8",
-					   "control-char",  "bad-command", "bad-name", "bad-mode",
+	static const char *const errs[] = {"not-your-turn", "not-paired",  "too-long",    "bad-utf8",
+					   "control-char",  "bad-command", "bad-name",    "bad-mode",
 					   "busy",          "empty",       "rate-limited"};
-	static const char *const byes[] = {"quit", "peer-quit", "peer-lost", "shutdown",
-					   "idle", "server-full", "address-limit", "join-timeout",
-					   "too-slow", "flood", "protocol"};
+	static const char *const byes[] = {"quit",     "peer-quit",   "peer-lost",     "shutdown",
+					   "idle",     "server-full", "address-limit", "join-timeout",
+					   "too-slow", "flood",       "protocol"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(errs); i++) {
@@ -322,27 +405,78 @@ static void test_names_of_codes(void **state)
 
 /* --- Formatting, and parsing it back ------------------------------------------ */
 
-static int hello(struct buffer *b) { return protocol_append_hello(b, "turnchatd"); }
-static int waiting(struct buffer *b) { return protocol_append_waiting(b, "lobby"); }
+static int hello(struct buffer *b)
+{
+	return protocol_append_hello(b, "turnchatd");
+}
+static int waiting(struct buffer *b)
+{
+	return protocol_append_waiting(b, "lobby");
+}
 static int paired(struct buffer *b, enum chat_mode mode, enum first_speaker first)
 {
 	return protocol_append_paired(b, "Barret", mode, first);
 }
-static int paired_peer(struct buffer *b) { return paired(b, CHAT_MODE_TURNS, FIRST_PEER); }
-static int paired_you(struct buffer *b) { return paired(b, CHAT_MODE_TURNS, FIRST_YOU); }
-static int paired_free(struct buffer *b) { return paired(b, CHAT_MODE_FREE, FIRST_NONE); }
-static int msg(struct buffer *b) { return protocol_append_msg(b, S(" two  spaces ")); }
-static int msg_slash(struct buffer *b) { return protocol_append_msg(b, S("/x")); }
-static int msg_empty(struct buffer *b) { return protocol_append_msg(b, "", 0); }
-static int err(struct buffer *b) { return protocol_append_error(b, ERR_NOT_YOUR_TURN, NULL); }
-static int err_text(struct buffer *b) { return protocol_append_error(b, ERR_BAD_NAME, "no"); }
-static int info(struct buffer *b) { return protocol_append_info(b, "Partner left"); }
-static int bye(struct buffer *b) { return protocol_append_bye(b, BYE_PEER_QUIT, NULL); }
-static int bye_text(struct buffer *b) { return protocol_append_bye(b, BYE_IDLE, "60 s"); }
-static int message(struct buffer *b) { return protocol_append_message(b, S("hi /x")); }
-static int message_slash(struct buffer *b) { return protocol_append_message(b, S("/x")); }
-static int command(struct buffer *b) { return protocol_append_command(b, "name", "Bob"); }
-static int command_bare(struct buffer *b) { return protocol_append_command(b, "quit", NULL); }
+static int paired_peer(struct buffer *b)
+{
+	return paired(b, CHAT_MODE_TURNS, FIRST_PEER);
+}
+static int paired_you(struct buffer *b)
+{
+	return paired(b, CHAT_MODE_TURNS, FIRST_YOU);
+}
+static int paired_free(struct buffer *b)
+{
+	return paired(b, CHAT_MODE_FREE, FIRST_NONE);
+}
+static int msg(struct buffer *b)
+{
+	return protocol_append_msg(b, S(" two  spaces "));
+}
+static int msg_slash(struct buffer *b)
+{
+	return protocol_append_msg(b, S("/x"));
+}
+static int msg_empty(struct buffer *b)
+{
+	return protocol_append_msg(b, "", 0);
+}
+static int err(struct buffer *b)
+{
+	return protocol_append_error(b, ERR_NOT_YOUR_TURN, NULL);
+}
+static int err_text(struct buffer *b)
+{
+	return protocol_append_error(b, ERR_BAD_NAME, "no");
+}
+static int info(struct buffer *b)
+{
+	return protocol_append_info(b, "Partner left");
+}
+static int bye(struct buffer *b)
+{
+	return protocol_append_bye(b, BYE_PEER_QUIT, NULL);
+}
+static int bye_text(struct buffer *b)
+{
+	return protocol_append_bye(b, BYE_IDLE, "60 s");
+}
+static int message(struct buffer *b)
+{
+	return protocol_append_message(b, S("hi /x"));
+}
+static int message_slash(struct buffer *b)
+{
+	return protocol_append_message(b, S("/x"));
+}
+static int command(struct buffer *b)
+{
+	return protocol_append_command(b, "name", "Bob");
+}
+static int command_bare(struct buffer *b)
+{
+	return protocol_append_command(b, "quit", NULL);
+}
 
 static const struct format_case {
 	int (*format)(struct buffer *);
@@ -358,8 +492,7 @@ static const struct format_case {
 	 FIRST_PEER},
 	{paired_you, "PAIRED Barret turns you\n", SRV_PAIRED, "Barret", "", CHAT_MODE_TURNS,
 	 FIRST_YOU},
-	{paired_free, "PAIRED Barret free -\n", SRV_PAIRED, "Barret", "", CHAT_MODE_FREE,
-	 FIRST_NONE},
+	{paired_free, "PAIRED Barret free -\n", SRV_PAIRED, "Barret", "", CHAT_MODE_FREE, FIRST_NONE},
 	{msg, "MSG  two  spaces \n", SRV_MSG, "", " two  spaces ", 0, 0},
 	{msg_slash, "MSG /x\n", SRV_MSG, "", "/x", 0, 0},
 	{msg_empty, "MSG \n", SRV_MSG, "", "", 0, 0},
@@ -435,11 +568,24 @@ static void parses_as(const char *line, enum server_keyword keyword, struct serv
 static void test_server_parse_errors(void **state)
 {
 	static const char *const bad[] = {
-		"", "HELLO chat 1 srv", "HELLO turnchat 0 srv", "HELLO turnchat 01 srv",
-		"HELLO turnchat x srv", "HELLO turnchat 1x srv", "HELLO turnchat 12345 srv",
-		"HELLO turnchat 1", "HELLO turnchat", "HELLO", "PAIRED Bob chatty you",
-		"PAIRED Bob turns me", "PAIRED Bob turns", "PAIRED Bob", "PAIRED", "WAITING",
-		"ERR", "BYE",
+		"",
+		"HELLO chat 1 srv",
+		"HELLO turnchat 0 srv",
+		"HELLO turnchat 01 srv",
+		"HELLO turnchat x srv",
+		"HELLO turnchat 1x srv",
+		"HELLO turnchat 12345 srv",
+		"HELLO turnchat 1",
+		"HELLO turnchat",
+		"HELLO",
+		"PAIRED Bob chatty you",
+		"PAIRED Bob turns me",
+		"PAIRED Bob turns",
+		"PAIRED Bob",
+		"PAIRED",
+		"WAITING",
+		"ERR",
+		"BYE",
 	};
 	struct server_line p;
 

@@ -1,0 +1,87 @@
+/*
+ * config_keys: called by config.c for every setting it reads.
+ */
+#include "config_keys.h"
+
+#include <string.h>
+#include <syslog.h>
+
+#include "config.h"
+
+static const struct word log_targets[] = {
+	{"auto", LOG_TARGET_AUTO},
+	{"syslog", LOG_TARGET_SYSLOG},
+	{"stderr", LOG_TARGET_STDERR},
+	{NULL, 0},
+};
+
+static const struct word log_facilities[] = {
+	{"daemon", LOG_DAEMON},
+	{"user", LOG_USER},
+	{"local0", LOG_LOCAL0},
+	{"local1", LOG_LOCAL1},
+	{"local2", LOG_LOCAL2},
+	{"local3", LOG_LOCAL3},
+	{"local4", LOG_LOCAL4},
+	{"local5", LOG_LOCAL5},
+	{"local6", LOG_LOCAL6},
+	{"local7", LOG_LOCAL7},
+	{NULL, 0},
+};
+
+static const struct word log_levels[] = {
+	{"err", LOG_ERR},   {"warning", LOG_WARNING}, {"notice", LOG_NOTICE},
+	{"info", LOG_INFO}, {"debug", LOG_DEBUG},     {NULL, 0},
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const struct key keys[] = {
+	{NULL, "host", KEY_HOST, FIELD(host), 0, 0, NULL},
+	{NULL, "port", KEY_UNSIGNED, FIELD(port), 1, 65535, NULL},
+	{"server", "name", KEY_NAME, FIELD(server.name), 0, 0, NULL},
+	{"server", "default_room", KEY_NAME, FIELD(server.default_room), 0, 0, NULL},
+	{"server", "default_mode", KEY_MODE, FIELD(server.default_mode), 0, 0, NULL},
+	{"server", "modes", KEY_MODES, FIELD(server.modes), 0, 0, NULL},
+	{"server", "max_line", KEY_SIZE, FIELD(server.max_line), CONFIG_MAX_LINE_MIN,
+	 CONFIG_MAX_LINE_MAX, NULL},
+	{"server", "max_clients", KEY_UNSIGNED, FIELD(server.max_clients), 1, CONFIG_MAX_CLIENTS_MAX,
+	 NULL},
+	{"server", "idle_timeout", KEY_UNSIGNED, FIELD(server.idle_timeout), 0,
+	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
+	{"server", "exit_idle", KEY_UNSIGNED, FIELD(server.exit_idle), 0, CONFIG_EXIT_IDLE_MAX, NULL},
+	{"server", "max_per_address", KEY_UNSIGNED, FIELD(server.max_per_address), 1,
+	 CONFIG_MAX_CLIENTS_MAX, NULL},
+	{"server", "max_waiting_per_address", KEY_UNSIGNED, FIELD(server.max_waiting_per_address), 1,
+	 CONFIG_MAX_CLIENTS_MAX, NULL},
+	{"server", "ipv6_prefix", KEY_UNSIGNED, FIELD(server.ipv6_prefix), CONFIG_IPV6_PREFIX_MIN,
+	 128, NULL},
+	{"server", "join_timeout", KEY_UNSIGNED, FIELD(server.join_timeout), 0,
+	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
+	{"server", "max_queue", KEY_SIZE, FIELD(server.max_queue), CONFIG_MAX_QUEUE_MIN,
+	 CONFIG_MAX_QUEUE_MAX, NULL},
+	{"server", "slow_timeout", KEY_UNSIGNED, FIELD(server.slow_timeout), 1,
+	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
+	{"server", "rate_limit", KEY_UNSIGNED, FIELD(server.rate_limit), 0, CONFIG_RATE_MAX, NULL},
+	{"server", "rate_burst", KEY_UNSIGNED, FIELD(server.rate_burst), 1, CONFIG_RATE_MAX, NULL},
+	{"server", "user", KEY_NAME, FIELD(server.user), 0, 0, NULL},
+	{"server", "group", KEY_NAME, FIELD(server.group), 0, 0, NULL},
+	{"server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets},
+	{"server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities},
+	{"server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels},
+	{"client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL},
+	{"client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL},
+	{"client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL},
+};
+
+#define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
+
+const struct key *config_key_find(const char *group, const char *name)
+{
+	for (size_t i = 0; i < KEY_COUNT; i++) {
+		if ((group ? keys[i].group && strcmp(group, keys[i].group) == 0 : !keys[i].group) &&
+		    strcmp(name, keys[i].name) == 0)
+			return &keys[i];
+	}
+	return NULL;
+}
