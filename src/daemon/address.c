@@ -17,6 +17,15 @@ void peer_address_set(union peer_address *peer, const struct sockaddr *addr, soc
 		peer->sa.sa_family = AF_UNIX;
 }
 
+const char *peer_address_host(const union peer_address *peer, char *text, size_t size)
+{
+	socklen_t len = peer->sa.sa_family == AF_INET6 ? sizeof(peer->in6) : sizeof(peer->in);
+
+	if (!net_host_text(&peer->sa, len, text, size))
+		snprintf(text, size, "local");
+	return text;
+}
+
 const char *peer_address_text(const union peer_address *peer, char *text, size_t size)
 {
 	socklen_t len = peer->sa.sa_family == AF_INET6 ? sizeof(peer->in6) : sizeof(peer->in);

@@ -20,6 +20,8 @@ void peer_address_set(union peer_address *peer, const struct sockaddr *addr, soc
 
 /* "192.0.2.1 port 4000", "2001:db8::1 port 4000", or "local"; returns text. */
 const char *peer_address_text(const union peer_address *peer, char *text, size_t size);
+/* "192.0.2.1", "2001:db8::1", or "local": the host alone; returns text. */
+const char *peer_address_host(const union peer_address *peer, char *text, size_t size);
 
 #define PEER_ADDRESS_TEXT_MAX 64
 

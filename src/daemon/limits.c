@@ -6,6 +6,7 @@
 #include "hash.h"
 
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +57,53 @@ unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *
 	r->unlogged = 0;
 	*last = r->last;
 	return n;
+}
+
+void penalty_box_add(struct penalty_box *box, const struct address_key *key, const char *where,
+		     uint64_t until)
+{
+	struct penalty *slot = &box->slots[0];
+
+	for (size_t i = 0; i < PENALTY_BOX_SIZE; i++) {
+		struct penalty *p = &box->slots[i];
+		if (p->until && memcmp(&p->key, key, sizeof(*key)) == 0) {
+			slot = p; /* held already: longer */
+			break;
+		}
+		if (p->until < slot->until)
+			slot = p; /* free (0), or ending sooner */
+	}
+	if (slot->until == 0 || memcmp(&slot->key, key, sizeof(*key)) != 0)
+		*slot = (struct penalty){.key = *key};
+	slot->until = until;
+	snprintf(slot->where, sizeof(slot->where), "%s", where);
+}
+
+bool penalty_box_holds(struct penalty_box *box, const struct address_key *key, uint64_t now)
+{
+	for (size_t i = 0; i < PENALTY_BOX_SIZE; i++) {
+		struct penalty *p = &box->slots[i];
+		if (p->until > now && memcmp(&p->key, key, sizeof(*key)) == 0) {
+			p->refused++;
+			return true;
+		}
+	}
+	return false;
+}
+
+const struct penalty *penalty_box_expire(struct penalty_box *box, uint64_t now)
+{
+	static struct penalty done;
+
+	for (size_t i = 0; i < PENALTY_BOX_SIZE; i++) {
+		struct penalty *p = &box->slots[i];
+		if (p->until && p->until <= now) {
+			done = *p;
+			*p = (struct penalty){0};
+			return &done;
+		}
+	}
+	return NULL;
 }
 
 void address_key_from(struct address_key *key, const struct sockaddr *addr, unsigned ipv6_prefix)

@@ -61,6 +61,31 @@ void address_key_from(struct address_key *key, const struct sockaddr *addr, unsi
 
 struct address_counts;
 
+/*
+ * Addresses that flooded lately, turned away at once until a time: a
+ * flooder that reconnects at once would otherwise buy a HELLO, hundreds of
+ * ERRs and a few log lines with every connection. A small table; when it is
+ * full the entry that ends first makes room.
+ */
+#define PENALTY_BOX_SIZE 64
+
+struct penalty_box {
+	struct penalty {
+		struct address_key key;
+		uint64_t until;   /* 0: a free slot */
+		unsigned refused; /* connections turned away meanwhile */
+		char where[48];   /* the address as text, for the summary */
+	} slots[PENALTY_BOX_SIZE];
+};
+
+void penalty_box_add(struct penalty_box *box, const struct address_key *key, const char *where,
+		     uint64_t until);
+/* True, and counted, when key is held at now. */
+bool penalty_box_holds(struct penalty_box *box, const struct address_key *key, uint64_t now);
+/* An entry whose time is up (NULL when none): its where and refused are
+ * valid until the next call; the slot is free again. */
+const struct penalty *penalty_box_expire(struct penalty_box *box, uint64_t now);
+
 struct address_counts *address_counts_create(void);
 void address_counts_destroy(struct address_counts *counts);
 /* Counts one more connection from key and returns how many there are now; 0 on ENOMEM. */

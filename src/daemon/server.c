@@ -57,6 +57,12 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 		log_warnx("out of memory: refused a connection");
 		return;
 	}
+	if (penalty_box_holds(&server->flooders, &key, event_now_ms(server->loop))) {
+		/* Counted, and summed up in one line when the time is up. */
+		session_bye(session, BYE_FLOOD, "Your address sent far too many lines; try later");
+		connection_reset_after_flush(session->conn);
+		return;
+	}
 	log_info("#%lu connection from %s", session->id, SESSION_WHERE(session));
 	if (from_address > server->config.server.max_per_address) {
 		log_notice("#%lu refused: %u connections from this address is the limit "
@@ -76,6 +82,11 @@ static void server_tick(void *data)
 {
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
+	const struct penalty *done;
+
+	while ((done = penalty_box_expire(&server->flooders, now)) != NULL)
+		log_notice("%s: no longer turned away; %u connection%s turned away meanwhile",
+			   done->where, done->refused, done->refused == 1 ? "" : "s");
 
 	/* Ending a conversation or a session here only queues BYEs and aborts:
 	 * sessions are freed from the loop, never during this walk. */
@@ -92,6 +103,15 @@ void server_stop(struct server *server)
 		   server_conversations(server));
 	for (struct session *session = server->sessions; session; session = session->next)
 		session_shutdown(session);
+}
+
+void server_turn_away(struct server *server, const struct session *session)
+{
+	char where[PEER_ADDRESS_TEXT_MAX];
+
+	peer_address_host(&session->peer, where, sizeof(where));
+	penalty_box_add(&server->flooders, &session->key, where,
+			event_now_ms(server->loop) + REFUSAL_WINDOW_MS);
 }
 
 bool server_idle(const struct server *server)

@@ -24,6 +24,7 @@ struct server {
 	struct pairing *pairing;
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
+	struct penalty_box flooders;      /* addresses turned away for a while */
 	struct session *sessions;         /* every open connection, a doubly linked list */
 	unsigned clients;                 /* sessions not yet closing */
 	unsigned paired;                  /* sessions in a conversation: two per conversation */
@@ -50,6 +51,9 @@ unsigned server_conversations(const struct server *server);
  * left (SESSION_GONE for a new session; a freed one moves to SESSION_GONE).
  */
 void server_session_moved(struct server *server, struct session *session, int from);
+
+/* session flooded: its address is turned away for the refusal window. */
+void server_turn_away(struct server *server, const struct session *session);
 
 /* Puts a new config in force for everyone connected. */
 void server_apply_config(struct server *server, const struct config *config);

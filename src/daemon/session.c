@@ -261,12 +261,13 @@ static void session_refuse(struct session *session, enum error_code code)
 	case REFUSAL_FLOOD:
 		log_refusals(session, true);
 		log_notice("#%lu %s (%s): over %u lines past the rate limit within %u seconds; "
-			   "ending the connection",
+			   "ending the connection and turning its address away as long",
 			   session->id, session->name, SESSION_WHERE(session),
 			   REFUSAL_FLOOD_FACTOR * burst, REFUSAL_WINDOW_MS / 1000);
 		session_expel(session, BYE_FLOOD);
 		/* Reading the rest of a flood would cost what the limit saves. */
 		connection_reset_after_flush(session->conn);
+		server_turn_away(session->server, session);
 		return;
 	case REFUSAL_LOG:
 		log_info("#%lu %s: refused a line: %s", session->id, session->name,

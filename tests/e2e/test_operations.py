@@ -139,9 +139,24 @@ def test_check_refuses_a_huge_file_and_bad_includes_with_ex_config(tmp_path):
 
 # 3. One client floods the log -------------------------------------------------
 
+def read_until_end(client):
+    """Every line until the daemon closes (or resets) the connection."""
+    lines = []
+    while True:
+        try:
+            line = client.line(timeout=2)
+        except ConnectionResetError:
+            return lines
+        if line == "":
+            return lines
+        lines.append(line)
+
+
 def test_a_flood_of_refused_lines_buys_neither_log_lines_nor_the_connection(daemon):
     cloud, barret = daemon.pair()
-    flooder = daemon.client("Flood")
+    flooder = Raw(daemon.port, source="127.0.0.5")
+    assert flooder.line().startswith("HELLO")
+    flooder.send("/name Flood")
     try:
         for chunk in range(64):  # a quarter of a million empty lines
             flooder.send_bytes(b"\n" * 4096)
@@ -152,15 +167,7 @@ def test_a_flood_of_refused_lines_buys_neither_log_lines_nor_the_connection(daem
                 barret, cloud = cloud, barret
     except OSError:
         pass  # the daemon may have closed on it already
-    lines = []
-    while True:
-        try:
-            line = flooder.line(timeout=2)
-        except ConnectionResetError:
-            break
-        if line == "":
-            break
-        lines.append(line)
+    lines = read_until_end(flooder)
     assert lines and lines[-1].startswith("BYE flood"), lines[-3:]
     # ERR for the lines before the end: a few hundred, not millions.
     assert len(lines) < 1000
@@ -169,6 +176,30 @@ def test_a_flood_of_refused_lines_buys_neither_log_lines_nor_the_connection(daem
     assert any("past the rate limit" in line for line in ids)
     barret.send("after the flood")
     assert cloud.line() == "MSG after the flood"
+
+    # Coming straight back buys nothing either: its address is turned away,
+    # each connection with a HELLO and a BYE, and none logged one by one.
+    logged = len(daemon.log().splitlines())
+    told = 0
+    for _ in range(20):
+        try:
+            again = Raw(daemon.port, source="127.0.0.5")
+        except ConnectionResetError:
+            continue  # the reset after the BYE beat connect()'s own last look
+        assert read_until_end(again)[1:] == [
+            "BYE flood Your address sent far too many lines; try later"]
+        told += 1
+    assert told > 0
+    assert len(daemon.log().splitlines()) == logged
+    other = daemon.client("Other", "")
+    assert other.line() == "WAITING lobby"
+    # Once the window is over, it is served again, and one line sums it up.
+    daemon.wait_for_log("127.0.0.5: no longer turned away; 20 connections turned away "
+                        "meanwhile", timeout=15)
+    back = Raw(daemon.port, source="127.0.0.5")
+    assert back.line().startswith("HELLO")
+    back.send("/join")
+    assert back.line().startswith("PAIRED Other ")
 
 
 def test_refused_lines_are_logged_once_then_summed_up(make_daemon):

@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -158,6 +159,53 @@ static void test_refusals_flood(void **state)
 		assert_int_not_equal(refusals_add(&other, 2, false, 40, 1000), REFUSAL_FLOOD);
 }
 
+static void test_penalty_box(void **state)
+{
+	struct penalty_box *box = calloc(1, sizeof(*box));
+	struct address_key a, b, k;
+	const struct penalty *done;
+	(void)state;
+	assert_non_null(box);
+	key_v4(&a, "192.0.2.1");
+	key_v4(&b, "192.0.2.2");
+	assert_false(penalty_box_holds(box, &a, 1000));
+	penalty_box_add(box, &a, "192.0.2.1", 11000);
+	assert_true(penalty_box_holds(box, &a, 1000));
+	assert_true(penalty_box_holds(box, &a, 10999));
+	assert_false(penalty_box_holds(box, &b, 1000));
+	assert_false(penalty_box_holds(box, &a, 11000)); /* its time is up */
+	assert_null(penalty_box_expire(box, 10999));
+	done = penalty_box_expire(box, 11000);
+	assert_non_null(done);
+	assert_string_equal(done->where, "192.0.2.1");
+	assert_int_equal(done->refused, 2);
+	assert_null(penalty_box_expire(box, 11000));
+
+	/* Full: the entry that ends first makes room; one held longer keeps its count. */
+	for (int i = 0; i < PENALTY_BOX_SIZE; i++) {
+		char text[32];
+		snprintf(text, sizeof(text), "10.0.0.%d", i);
+		key_v4(&k, text);
+		penalty_box_add(box, &k, text, 20000 + (uint64_t)i);
+	}
+	key_v4(&k, "10.0.0.5");
+	assert_true(penalty_box_holds(box, &k, 1000));
+	penalty_box_add(box, &k, "10.0.0.5", 50000);
+	penalty_box_add(box, &a, "192.0.2.1", 30000); /* takes 10.0.0.0's place */
+	key_v4(&k, "10.0.0.0");
+	assert_false(penalty_box_holds(box, &k, 1000));
+	assert_true(penalty_box_holds(box, &a, 1000));
+	int expired = 0;
+	while ((done = penalty_box_expire(box, 40000)) != NULL)
+		expired++;
+	assert_int_equal(expired, PENALTY_BOX_SIZE - 1); /* all but 10.0.0.5 */
+	done = penalty_box_expire(box, 50000);
+	assert_non_null(done);
+	assert_string_equal(done->where, "10.0.0.5");
+	assert_int_equal(done->refused, 1);
+	free(box);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -167,6 +215,7 @@ int main(void)
 		cmocka_unit_test(test_counts),
 		cmocka_unit_test(test_refusals_logged_once_per_window),
 		cmocka_unit_test(test_refusals_flood),
+		cmocka_unit_test(test_penalty_box),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
