@@ -5,6 +5,7 @@
  * turn; the rest waits, unread, in the pipe or in our buffer.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -33,20 +34,26 @@ static bool may_send(const struct ui_plain *ui)
 	return ui->turn == UI_MY_TURN || ui->turn == UI_FREE;
 }
 
-static bool may_deliver(void *ctx)
+/* The ui a line reader callback is about: its reader is inside it. */
+static struct ui_plain *of_reader(struct line_reader *reader)
 {
-	return may_send(ctx);
+	return (struct ui_plain *)((char *)reader - offsetof(struct ui_plain, reader));
 }
 
-static void reader_line(void *ctx, const char *line, size_t len)
+static bool may_deliver(struct line_reader *reader)
 {
-	struct ui_plain *ui = ctx;
+	return may_send(of_reader(reader));
+}
+
+static void reader_line(struct line_reader *reader, const char *line, size_t len)
+{
+	struct ui_plain *ui = of_reader(reader);
 	ui->handler->on_line(ui->ctx, line, len);
 }
 
-static void reader_too_long(void *ctx)
+static void reader_too_long(struct line_reader *reader)
 {
-	(void)ctx;
+	(void)reader;
 	fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
 		PLAIN_MAX_LINE);
 }
@@ -140,7 +147,7 @@ struct ui *ui_plain_create(struct event_loop *loop, const struct ui_handler *han
 	ui->base.ops = &plain_ops;
 	ui->handler = handler;
 	ui->ctx = ctx;
-	line_reader_init(&ui->reader, PLAIN_MAX_LINE, PLAIN_READ_CHUNK, &reader_handler, ui);
+	line_reader_init(&ui->reader, PLAIN_MAX_LINE, PLAIN_READ_CHUNK, &reader_handler);
 	/* epoll refuses regular files and /dev/null: plain_poll reads those. */
 	ui->source = event_add_fd(loop, STDIN_FILENO, 0, plain_ready, ui);
 	return &ui->base;

@@ -27,23 +27,23 @@ enum connection_state {
 	CONNECTION_ABORTED,
 };
 
+/* One per connection: kept small, the fields ordered to leave no holes. */
 struct connection {
 	int fd;
-	enum connection_state state;
-	struct event_source *source;
 	uint32_t events;
-	struct line_reader reader; /* input not yet handed out as lines */
-	struct buffer output;
-	size_t output_limit; /* the cap in force; output.limit exceeds it only
-				until a queue from before a lowering drains */
-	bool peer_eof;       /* the peer half-closed; it may still read what we owe it */
-	bool paused;         /* backpressure: no lines delivered, nothing read */
-	bool reset;          /* closing without reading: a reset once the output is out */
+	uint8_t state; /* enum connection_state */
+	bool peer_eof; /* the peer half-closed; it may still read what we owe it */
+	bool paused;   /* backpressure: no lines delivered, nothing read */
+	bool reset;    /* closing without reading: a reset once the output is out */
 	bool notify_drained;
+	struct event_source *source; /* and, through it, the loop */
+	struct line_reader reader;   /* input not yet handed out as lines */
+	struct buffer output;
+	size_t output_limit;    /* the cap in force; output.limit exceeds it only
+				   until a queue from before a lowering drains */
 	uint64_t last_progress; /* when output last moved, or started to wait */
-	struct event_loop *loop;
-	struct event_deferred flush; /* output to write at the end of this pass */
 	uint64_t closing_since;
+	struct event_deferred flush; /* output to write at the end of this pass */
 	const struct connection_handler *handler;
 	void *ctx;
 };
@@ -61,23 +61,34 @@ static void flush_deferred(struct event_deferred *node)
 	write_output(conn);
 }
 
+static struct event_loop *loop_of(const struct connection *conn)
+{
+	return event_source_loop(conn->source);
+}
+
+/* The connection a line reader callback is about: its reader is inside it. */
+static struct connection *of_reader(struct line_reader *reader)
+{
+	return (struct connection *)((char *)reader - offsetof(struct connection, reader));
+}
+
 /* The line reader asks before each line: only an open, unpaused
  * connection hands lines to its owner. */
-static bool may_deliver(void *ctx)
+static bool may_deliver(struct line_reader *reader)
 {
-	const struct connection *conn = ctx;
+	const struct connection *conn = of_reader(reader);
 	return conn->state == CONNECTION_OPEN && !conn->paused;
 }
 
-static void reader_line(void *ctx, const char *line, size_t len)
+static void reader_line(struct line_reader *reader, const char *line, size_t len)
 {
-	struct connection *conn = ctx;
+	struct connection *conn = of_reader(reader);
 	conn->handler->on_line(conn->ctx, line, len);
 }
 
-static void reader_too_long(void *ctx)
+static void reader_too_long(struct line_reader *reader)
 {
-	struct connection *conn = ctx;
+	struct connection *conn = of_reader(reader);
 	conn->handler->on_too_long(conn->ctx);
 }
 
@@ -95,13 +106,12 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 	if (conn == NULL)
 		return NULL;
 	conn->fd = fd;
-	conn->loop = loop;
 	conn->flush.fn = flush_deferred;
 	conn->output_limit = output_limit;
 	conn->handler = handler;
 	conn->ctx = ctx;
 	conn->events = EPOLLIN;
-	line_reader_init(&conn->reader, max_line, CONNECTION_READ_CHUNK, &reader_handler, conn);
+	line_reader_init(&conn->reader, max_line, CONNECTION_READ_CHUNK, &reader_handler);
 	buffer_init(&conn->output, output_limit);
 	conn->source = event_add_fd(loop, fd, conn->events, connection_ready, conn);
 	if (conn->source == NULL) {
@@ -115,7 +125,7 @@ void connection_destroy(struct connection *conn)
 {
 	if (conn == NULL)
 		return;
-	event_defer_cancel(conn->loop, &conn->flush);
+	event_defer_cancel(loop_of(conn), &conn->flush);
 	event_source_remove(conn->source);
 	close(conn->fd);
 	line_reader_release(&conn->reader);
@@ -165,8 +175,8 @@ void connection_flush(struct connection *conn)
 	 * all in one call per pass, however many lines were queued. */
 	if (buffer_length(&conn->output) == 0 || conn->flush.queued || (conn->events & EPOLLOUT))
 		return;
-	conn->last_progress = event_now_ms(conn->loop);
-	event_defer(conn->loop, &conn->flush);
+	conn->last_progress = event_now_ms(loop_of(conn));
+	event_defer(loop_of(conn), &conn->flush);
 }
 
 void connection_trim(struct connection *conn)
@@ -214,7 +224,7 @@ void connection_close_after_flush(struct connection *conn)
 	if (conn->state != CONNECTION_OPEN)
 		return;
 	conn->state = CONNECTION_FLUSHING;
-	conn->closing_since = event_now_ms(conn->loop);
+	conn->closing_since = event_now_ms(loop_of(conn));
 	line_reader_release(&conn->reader);
 	if (buffer_length(&conn->output) == 0)
 		start_draining(conn);
@@ -245,12 +255,12 @@ void connection_abort(struct connection *conn)
 	if (conn->state == CONNECTION_ABORTED)
 		return;
 	if (conn->closing_since == 0)
-		conn->closing_since = event_now_ms(conn->loop);
+		conn->closing_since = event_now_ms(loop_of(conn));
 	conn->state = CONNECTION_ABORTED;
 	buffer_release(&conn->output);
 	/* Whatever its owner still appends fails at once and costs nothing. */
 	conn->output.limit = 0;
-	event_defer_cancel(conn->loop, &conn->flush);
+	event_defer_cancel(loop_of(conn), &conn->flush);
 	/* The socket reports readable at once; on_end then runs from the loop,
 	 * never from under the caller's feet. */
 	shutdown(conn->fd, SHUT_RDWR);
@@ -373,7 +383,7 @@ static bool write_output(struct connection *conn)
 			return false;
 		}
 		buffer_consume(&conn->output, (size_t)n);
-		conn->last_progress = event_now_ms(conn->loop);
+		conn->last_progress = event_now_ms(loop_of(conn));
 		/* A cap lowered by a reload takes hold once the old queue is down. */
 		if (conn->output.limit > conn->output_limit &&
 		    buffer_length(&conn->output) <= conn->output_limit / 2)

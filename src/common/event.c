@@ -171,6 +171,11 @@ int event_source_set_events(struct event_source *source, uint32_t events)
 	return epoll_ctl(source->loop->epoll_fd, EPOLL_CTL_MOD, source->fd, &ev);
 }
 
+struct event_loop *event_source_loop(const struct event_source *source)
+{
+	return source->loop;
+}
+
 void event_source_remove(struct event_source *source)
 {
 	if (source == NULL || source->removed)

@@ -38,6 +38,8 @@ void event_loop_destroy(struct event_loop *loop);
 struct event_source *event_add_fd(struct event_loop *loop, int fd, uint32_t events, event_fd_fn *fn,
 				  void *data);
 int event_source_set_events(struct event_source *source, uint32_t events);
+/* The loop a source is on. */
+struct event_loop *event_source_loop(const struct event_source *source);
 /* Stops watching; safe from inside any callback. Does not close the fd. */
 void event_source_remove(struct event_source *source);
 

@@ -5,13 +5,12 @@
 #include "line_reader.h"
 
 void line_reader_init(struct line_reader *reader, size_t max_line, size_t read_chunk,
-		      const struct line_reader_handler *handler, void *ctx)
+		      const struct line_reader_handler *handler)
 {
 	buffer_init(&reader->input, max_line + 2 + read_chunk);
 	reader->framer = (struct framer){0};
 	reader->max_line = max_line;
 	reader->handler = handler;
-	reader->ctx = ctx;
 }
 
 void line_reader_release(struct line_reader *reader)
@@ -32,7 +31,7 @@ static size_t deliver_from(struct line_reader *reader, const char *data, size_t 
 	const struct line_reader_handler *h = reader->handler;
 	size_t used = 0;
 
-	while (used < len && h->may_deliver(reader->ctx)) {
+	while (used < len && h->may_deliver(reader)) {
 		size_t line_len = 0, consumed = 0;
 		enum frame_result result = protocol_frame(&reader->framer, data + used, len - used,
 							  reader->max_line, &line_len, &consumed);
@@ -41,15 +40,15 @@ static size_t deliver_from(struct line_reader *reader, const char *data, size_t 
 			 * a CR at its end is the half of a CR LF that never came. */
 			if (at_eof && !reader->framer.discarding) {
 				size_t n = len - used;
-				h->on_line(reader->ctx, data + used, n - (data[len - 1] == '\r'));
+				h->on_line(reader, data + used, n - (data[len - 1] == '\r'));
 				used = len;
 			}
 			break;
 		}
 		if (result == FRAME_LINE)
-			h->on_line(reader->ctx, data + used, line_len);
+			h->on_line(reader, data + used, line_len);
 		else if (result == FRAME_TOO_LONG)
-			h->on_too_long(reader->ctx);
+			h->on_too_long(reader);
 		used += consumed;
 	}
 	return used;

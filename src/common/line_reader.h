@@ -16,25 +16,28 @@
 #include "buffer.h"
 #include "protocol.h"
 
+struct line_reader;
+
+/* Each is called with the reader, which its owner embeds (and so finds
+ * itself from): one pointer less in every connection. */
 struct line_reader_handler {
 	/* Asked before each line: false keeps the rest for a later call. */
-	bool (*may_deliver)(void *ctx);
-	void (*on_line)(void *ctx, const char *line, size_t len);
+	bool (*may_deliver)(struct line_reader *reader);
+	void (*on_line)(struct line_reader *reader, const char *line, size_t len);
 	/* A line passed max_line: it is not delivered, its rest is discarded. */
-	void (*on_too_long)(void *ctx);
+	void (*on_too_long)(struct line_reader *reader);
 };
 
 struct line_reader {
 	struct buffer input; /* what is not handed out yet */
-	struct framer framer;
 	size_t max_line;
 	const struct line_reader_handler *handler;
-	void *ctx;
+	struct framer framer;
 };
 
 /* read_chunk: the most one read appends, which the buffer always has room for. */
 void line_reader_init(struct line_reader *reader, size_t max_line, size_t read_chunk,
-		      const struct line_reader_handler *handler, void *ctx);
+		      const struct line_reader_handler *handler);
 void line_reader_release(struct line_reader *reader);
 void line_reader_set_max_line(struct line_reader *reader, size_t max_line, size_t read_chunk);
 

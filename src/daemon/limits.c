@@ -31,9 +31,13 @@ bool rate_take(struct rate_bucket *bucket, unsigned rate, unsigned burst, uint64
 	return true;
 }
 
-enum refusal refusals_add(struct refusals *r, int code, bool for_rate, unsigned burst,
+enum refusal refusals_add(struct refusals **slot, int code, bool for_rate, unsigned burst,
 			  uint64_t now_ms)
 {
+	struct refusals *r = *slot ? *slot : (*slot = calloc(1, sizeof(**slot)));
+
+	if (r == NULL)
+		return REFUSAL_LOG; /* out of memory: no summary, every line logged */
 	if (now_ms - r->since >= REFUSAL_WINDOW_MS) {
 		/* What the caller did not sum up of the old window is added in. */
 		unsigned carried = r->unlogged;

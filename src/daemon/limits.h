@@ -44,12 +44,17 @@ enum refusal {
 	REFUSAL_FLOOD,   /* end the connection */
 };
 
-/* Counts one refused line with code; for_rate when refused for the rate. */
-enum refusal refusals_add(struct refusals *r, int code, bool for_rate, unsigned burst,
+/* Counts one refused line with code; for_rate when refused for the rate.
+ * *r is made on the first refusal: most connections never need one. */
+enum refusal refusals_add(struct refusals **r, int code, bool for_rate, unsigned burst,
 			  uint64_t now_ms);
 /* The lines to sum up (0: none) once their window is over, or at once with
  * force; *last gets the code of the last of them. */
 unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *last);
+static inline unsigned refusals_summary_of(struct refusals *r, uint64_t now_ms, bool force, int *last)
+{
+	return r ? refusals_summary(r, now_ms, force, last) : 0;
+}
 
 /* What counts as one address: IPv4 as is, IPv6 by its first ipv6_prefix
  * bits; Unix sockets are all one. */

@@ -47,8 +47,7 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	address_key_from(&key, addr, server->config.server.ipv6_prefix);
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
-	struct session *session = from_address ? session_create(server, fd, addr, addr_len, &key)
-					       : NULL;
+	struct session *session = from_address ? session_create(server, fd, addr, addr_len) : NULL;
 	if (session == NULL) {
 		if (from_address)
 			address_counts_remove(server->addresses, &key);
@@ -110,7 +109,7 @@ void server_turn_away(struct server *server, const struct session *session)
 	char where[PEER_ADDRESS_TEXT_MAX];
 
 	peer_address_host(&session->peer, where, sizeof(where));
-	penalty_box_add(&server->flooders, &session->key, where,
+	penalty_box_add(&server->flooders, SESSION_KEY(session), where,
 			event_now_ms(server->loop) + REFUSAL_WINDOW_MS);
 }
 
@@ -143,7 +142,7 @@ void server_session_moved(struct server *server, struct session *session, int fr
 	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
 	if (to == SESSION_GONE) {
 		/* Counted by server_accept before the session was made. */
-		address_counts_remove(server->addresses, &session->key);
+		address_counts_remove(server->addresses, SESSION_KEY(session));
 		if (session->prev)
 			session->prev->next = session->next;
 		else

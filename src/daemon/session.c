@@ -50,7 +50,6 @@ struct session *session_partner(const struct session *session)
 static void set_state(struct session *session, enum session_state to)
 {
 	enum session_state from = session->state;
-
 	assert(to == SESSION_CLOSING || to == SESSION_GONE || to > from);
 	assert((from == SESSION_GONE) == (to == SESSION_NEW) &&
 	       (from != SESSION_CLOSING || to == SESSION_GONE));
@@ -60,14 +59,14 @@ static void set_state(struct session *session, enum session_state to)
 	if (from == SESSION_WAITING) {
 		/* Still in the room unless the pairing just took it away. */
 		pairing_leave(session->server->pairing, session->room, session);
-		address_counts_remove(session->server->waiting, &session->key);
+		address_counts_remove(session->server->waiting, SESSION_KEY(session));
 	}
 	session->state = to;
 	server_session_moved(session->server, session, (int)from);
 }
 
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len, const struct address_key *key)
+			       socklen_t addr_len)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -79,7 +78,7 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	session->mode = server->config.server.default_mode;
 	strcpy(session->name, "guest");
 	peer_address_set(&session->peer, addr, addr_len);
-	session->key = *key;
+	session->ipv6_prefix = (uint8_t)server->config.server.ipv6_prefix;
 	session->connected_ms = event_now_ms(server->loop);
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
@@ -241,8 +240,8 @@ void session_shutdown(struct session *session)
 static void log_refusals(struct session *session, bool force)
 {
 	int last;
-	unsigned n = refusals_summary(&session->refused, event_now_ms(session->server->loop), force,
-				      &last);
+	unsigned n = refusals_summary_of(session->refused, event_now_ms(session->server->loop), force,
+					 &last);
 	if (n)
 		log_info("#%lu %s: refused %u more line%s within %u seconds (the last: %s)",
 			 session->id, session->name, n, n == 1 ? "" : "s", REFUSAL_WINDOW_MS / 1000,
@@ -296,10 +295,10 @@ static void join(struct session *session, const char *room, size_t room_len)
 	if (waiter == NULL && error == 0) {
 		/* Waiting is the cheapest way to hold a slot: a few addresses
 		 * waiting in many rooms could leave no one else a place. */
-		unsigned waiting = address_counts_add(server->waiting, &session->key);
+		unsigned waiting = address_counts_add(server->waiting, SESSION_KEY(session));
 		if (waiting == 0 || waiting > server->config.server.max_waiting_per_address) {
 			if (waiting)
-				address_counts_remove(server->waiting, &session->key);
+				address_counts_remove(server->waiting, SESSION_KEY(session));
 			pairing_leave(server->pairing, session->room, session);
 			log_notice("#%lu %s (%s) refused: %u people from this address waiting is the "
 				   "limit (max_waiting_per_address)",
@@ -411,6 +410,7 @@ static void session_end(void *ctx, enum connection_end end)
 	log_debug("#%lu disconnected", session->id);
 	set_state(session, SESSION_GONE);
 	connection_destroy(session->conn);
+	free(session->refused);
 	free(session);
 }
 

@@ -26,27 +26,38 @@ enum session_state {
 
 struct conversation;
 
+/* Every connection has one, so it is kept small (0.5 KiB a connection in all
+ * is a benchmark target): the small fields packed, the rarely needed ones
+ * made on demand. */
 struct session {
 	struct server *server;
 	struct connection *conn;
 	struct session *prev, *next;
-	enum session_state state;
-	unsigned long id;
-	char name[PROTOCOL_NAME_MAX + 1];
-	char room[PROTOCOL_NAME_MAX + 1];
-	enum chat_mode mode;
 	struct conversation *conversation; /* while PAIRED */
-	int side;                          /* 0 (waited) or 1 (came second) within the conversation */
-	union peer_address peer;
-	struct address_key key; /* as counted on arrival, so it is uncounted the same */
+	struct refusals *refused;          /* once a line was refused */
+	unsigned long id;
 	uint64_t connected_ms;
 	struct rate_bucket rate;
-	struct refusals refused;
+	union peer_address peer;
+	char name[PROTOCOL_NAME_MAX + 1];
+	char room[PROTOCOL_NAME_MAX + 1];
+	uint8_t state;       /* enum session_state, written by session.c alone */
+	uint8_t mode;        /* enum chat_mode */
+	uint8_t side;        /* 0 (waited) or 1 (came second) within the conversation */
+	uint8_t ipv6_prefix; /* as counted on arrival, so it is uncounted the same */
 };
+
+/* The address key it was counted under: SESSION_KEY(s) in an argument list. */
+static inline const struct address_key *session_key(const struct session *s, struct address_key *key)
+{
+	address_key_from(key, &s->peer.sa, s->ipv6_prefix);
+	return key;
+}
+#define SESSION_KEY(s) session_key((s), &(struct address_key){0})
 
 /* Takes over fd. Returns NULL (fd closed) when out of memory. */
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len, const struct address_key *key);
+			       socklen_t addr_len);
 
 /* The peer's address as text, for log lines. */
 #define SESSION_WHERE(s) \

@@ -119,44 +119,48 @@ static void test_counts(void **state)
 /* The first refusal of a window is logged, the rest summed up once. */
 static void test_refusals_logged_once_per_window(void **state)
 {
-	struct refusals r = {0};
+	struct refusals *r = NULL;
 	int last = -1;
 	(void)state;
 	assert_int_equal(refusals_add(&r, 5, false, 40, 100000), REFUSAL_LOG);
 	for (int i = 0; i < 99; i++)
 		assert_int_equal(refusals_add(&r, 6 + i % 2, false, 40, 100000 + i), REFUSAL_COUNTED);
 	/* Nothing to sum up before the window is over, unless forced. */
-	assert_int_equal(refusals_summary(&r, 105000, false, &last), 0);
-	assert_int_equal(refusals_summary(&r, 110000, false, &last), 99);
+	assert_int_equal(refusals_summary(r, 105000, false, &last), 0);
+	assert_int_equal(refusals_summary(r, 110000, false, &last), 99);
 	assert_int_equal(last, 6);
-	assert_int_equal(refusals_summary(&r, 110000, true, &last), 0);
+	assert_int_equal(refusals_summary(r, 110000, true, &last), 0);
 	/* A new window logs its first one again. */
 	assert_int_equal(refusals_add(&r, 5, false, 40, 110001), REFUSAL_LOG);
 	assert_int_equal(refusals_add(&r, 7, false, 40, 110002), REFUSAL_COUNTED);
-	assert_int_equal(refusals_summary(&r, 110003, true, &last), 1);
+	assert_int_equal(refusals_summary(r, 110003, true, &last), 1);
 	assert_int_equal(last, 7);
+	free(r);
 }
 
 /* More than ten bursts refused for the rate in one window is a flood;
  * the same spread over windows is not. */
 static void test_refusals_flood(void **state)
 {
-	struct refusals r = {0};
+	struct refusals *r = NULL;
 	(void)state;
 	for (int i = 0; i < 10 * 40; i++)
 		assert_int_not_equal(refusals_add(&r, 1, true, 40, 1000), REFUSAL_FLOOD);
 	assert_int_equal(refusals_add(&r, 1, true, 40, 1000), REFUSAL_FLOOD);
 
-	struct refusals slow = {0};
+	struct refusals *slow = NULL;
 	for (int w = 0; w < 5; w++)
 		for (int i = 0; i < 300; i++)
 			assert_int_not_equal(refusals_add(&slow, 1, true, 40,
 							  1000 + (uint64_t)w * REFUSAL_WINDOW_MS),
 					     REFUSAL_FLOOD);
 	/* Refused for other reasons, never a flood. */
-	struct refusals other = {0};
+	struct refusals *other = NULL;
 	for (int i = 0; i < 10000; i++)
 		assert_int_not_equal(refusals_add(&other, 2, false, 40, 1000), REFUSAL_FLOOD);
+	free(r);
+	free(slow);
+	free(other);
 }
 
 static void test_penalty_box(void **state)

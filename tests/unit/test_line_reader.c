@@ -37,16 +37,27 @@ static void log_text(struct owner *o, const char *text, size_t len)
 	o->log[o->log_len] = '\0';
 }
 
-static bool owner_may_deliver(void *ctx)
+struct fx {
+	struct owner owner;
+	struct line_reader reader;
+};
+
+/* The owner a callback is about: as in connection.c, found from the reader. */
+static struct owner *owner_of(struct line_reader *reader)
 {
-	struct owner *o = ctx;
+	return &((struct fx *)((char *)reader - offsetof(struct fx, reader)))->owner;
+}
+
+static bool owner_may_deliver(struct line_reader *reader)
+{
+	struct owner *o = owner_of(reader);
 	o->asked++;
 	return o->budget != 0;
 }
 
-static void owner_line(void *ctx, const char *line, size_t len)
+static void owner_line(struct line_reader *reader, const char *line, size_t len)
 {
-	struct owner *o = ctx;
+	struct owner *o = owner_of(reader);
 	assert_true(o->budget != 0); /* never a line it refused */
 	if (o->budget > 0)
 		o->budget--;
@@ -56,9 +67,9 @@ static void owner_line(void *ctx, const char *line, size_t len)
 	log_text(o, "|", 1);
 }
 
-static void owner_too_long(void *ctx)
+static void owner_too_long(struct line_reader *reader)
 {
-	struct owner *o = ctx;
+	struct owner *o = owner_of(reader);
 	log_text(o, "<too-long>|", 11);
 }
 
@@ -68,18 +79,13 @@ static const struct line_reader_handler handler = {
 	.on_too_long = owner_too_long,
 };
 
-struct fx {
-	struct owner owner;
-	struct line_reader reader;
-};
-
 static int setup(void **state)
 {
 	struct fx *fx = calloc(1, sizeof(*fx));
 	if (fx == NULL)
 		return -1;
 	fx->owner.budget = -1;
-	line_reader_init(&fx->reader, 5, 8, &handler, &fx->owner);
+	line_reader_init(&fx->reader, 5, 8, &handler);
 	*state = fx;
 	return 0;
 }
