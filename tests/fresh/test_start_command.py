@@ -20,6 +20,7 @@ the last run is kept beside the base, in fresh-last-output.log).
 Skipped only when not root or when debootstrap or systemd-nspawn is missing;
 any other problem is a failure, with the container's output."""
 
+import contextlib
 import fcntl
 import glob
 import json
@@ -442,10 +443,35 @@ def test_readme_start_command_on_a_fresh_debian_12():
     if missing:
         pytest.skip(f"not installed: {', '.join(missing)} "
                     "(apt-get install debootstrap systemd-container)")
+    with port_reserved(PORT):
+        try:
+            FreshRun().run()
+        except Failed as e:
+            pytest.fail(str(e), pytrace=False)
+
+
+RESERVED_PORTS = "/proc/sys/net/ipv4/ip_local_reserved_ports"
+PORT_WAIT = 70  # TIME-WAIT lasts 60 s
+
+
+@contextlib.contextmanager
+def port_reserved(port):
+    """Keeps the kernel from handing port out as some connection's own local
+    port (52928 is inside the ephemeral range) while the test needs it free
+    for the start command's daemon, and waits until no connection uses it;
+    puts the machine's setting back afterwards."""
+    with open(RESERVED_PORTS) as f:
+        before = f.read().strip()
+    with open(RESERVED_PORTS, "w") as f:
+        f.write(f"{before},{port}" if before else str(port))
     try:
-        FreshRun().run()
-    except Failed as e:
-        pytest.fail(str(e), pytrace=False)
+        deadline = time.monotonic() + PORT_WAIT
+        while port_free(port) and time.monotonic() < deadline:
+            time.sleep(1)
+        yield
+    finally:
+        with open(RESERVED_PORTS, "w") as f:
+            f.write(before if before else "\n")
 
 
 class FreshRun:
