@@ -1,5 +1,6 @@
 /*
- * address: used by server (on accept) and session (in log lines).
+ * address: used by server (on accept, and for the addresses it turns away)
+ * and session (in log lines).
  */
 #include "address.h"
 

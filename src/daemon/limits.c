@@ -54,7 +54,7 @@ enum refusal refusals_add(struct refusals **slot, int code, bool for_rate, unsig
 
 unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *last)
 {
-	unsigned n = r->unlogged;
+	unsigned n = r ? r->unlogged : 0;
 
 	if (n == 0 || (!force && now_ms - r->since < REFUSAL_WINDOW_MS))
 		return 0;
@@ -95,19 +95,17 @@ bool penalty_box_holds(struct penalty_box *box, const struct address_key *key, u
 	return false;
 }
 
-const struct penalty *penalty_box_expire(struct penalty_box *box, uint64_t now)
+bool penalty_box_expire(struct penalty_box *box, uint64_t now, struct penalty *done)
 {
-	static struct penalty done;
-
 	for (size_t i = 0; i < PENALTY_BOX_SIZE; i++) {
 		struct penalty *p = &box->slots[i];
 		if (p->until && p->until <= now) {
-			done = *p;
+			*done = *p;
 			*p = (struct penalty){0};
-			return &done;
+			return true;
 		}
 	}
-	return NULL;
+	return false;
 }
 
 void address_key_from(struct address_key *key, const struct sockaddr *addr, unsigned ipv6_prefix)

@@ -1,8 +1,10 @@
 /*
  * limits: the pure bookkeeping behind the daemon's per-connection and
- * per-address limits: a token bucket for the line rate, and counts per
- * address (per IPv6 prefix, server.ipv6_prefix bits, since one site may
- * hold a whole /48). No I/O; the server and session modules apply them.
+ * per-address limits: a token bucket for the line rate, the window of
+ * refused lines (log summaries, floods), counts per address (per IPv6
+ * prefix, server.ipv6_prefix bits, since one site may hold a whole /48) and
+ * the addresses turned away after a flood. No I/O; the server and session
+ * modules apply them.
  */
 #ifndef TURNCHAT_LIMITS_H
 #define TURNCHAT_LIMITS_H
@@ -48,13 +50,9 @@ enum refusal {
  * *r is made on the first refusal: most connections never need one. */
 enum refusal refusals_add(struct refusals **r, int code, bool for_rate, unsigned burst,
 			  uint64_t now_ms);
-/* The lines to sum up (0: none) once their window is over, or at once with
- * force; *last gets the code of the last of them. */
+/* The lines to sum up (0: none; r may be NULL) once their window is over,
+ * or at once with force; *last gets the code of the last of them. */
 unsigned refusals_summary(struct refusals *r, uint64_t now_ms, bool force, int *last);
-static inline unsigned refusals_summary_of(struct refusals *r, uint64_t now_ms, bool force, int *last)
-{
-	return r ? refusals_summary(r, now_ms, force, last) : 0;
-}
 
 /* What counts as one address: IPv4 as is, IPv6 by its first ipv6_prefix
  * bits; Unix sockets are all one. */
@@ -87,9 +85,8 @@ void penalty_box_add(struct penalty_box *box, const struct address_key *key, con
 		     uint64_t until);
 /* True, and counted, when key is held at now. */
 bool penalty_box_holds(struct penalty_box *box, const struct address_key *key, uint64_t now);
-/* An entry whose time is up (NULL when none): its where and refused are
- * valid until the next call; the slot is free again. */
-const struct penalty *penalty_box_expire(struct penalty_box *box, uint64_t now);
+/* Takes out an entry whose time is up, into *done; false when there is none. */
+bool penalty_box_expire(struct penalty_box *box, uint64_t now, struct penalty *done);
 
 struct address_counts *address_counts_create(void);
 void address_counts_destroy(struct address_counts *counts);

@@ -81,11 +81,11 @@ static void server_tick(void *data)
 {
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
-	const struct penalty *done;
+	struct penalty done;
 
-	while ((done = penalty_box_expire(&server->flooders, now)) != NULL)
+	while (penalty_box_expire(&server->flooders, now, &done))
 		log_notice("%s: no longer turned away; %u connection%s turned away meanwhile",
-			   done->where, done->refused, done->refused == 1 ? "" : "s");
+			   done.where, done.refused, done.refused == 1 ? "" : "s");
 
 	/* Ending a conversation or a session here only queues BYEs and aborts:
 	 * sessions are freed from the loop, never during this walk. */

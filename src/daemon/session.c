@@ -240,8 +240,8 @@ void session_shutdown(struct session *session)
 static void log_refusals(struct session *session, bool force)
 {
 	int last;
-	unsigned n = refusals_summary_of(session->refused, event_now_ms(session->server->loop), force,
-					 &last);
+	unsigned n = refusals_summary(session->refused, event_now_ms(session->server->loop), force,
+				      &last);
 	if (n)
 		log_info("#%lu %s: refused %u more line%s within %u seconds (the last: %s)",
 			 session->id, session->name, n, n == 1 ? "" : "s", REFUSAL_WINDOW_MS / 1000,

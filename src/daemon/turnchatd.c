@@ -187,15 +187,14 @@ static void detach_stdio_from_socket(void)
 /*
  * Started as root, the daemon reads its config as root but every reload
  * reads it as server.user: find out now, not at the first SIGHUP. Call
- * after dropping privileges. Returns the number of errors it reported.
+ * after dropping privileges. A warning only: the daemon serves on.
  */
-static int check_readable_after_drop(const struct daemon *daemon, const struct server_config *cfg,
-				     bool to_log)
+static void check_readable_after_drop(const struct daemon *daemon, const struct server_config *cfg,
+				      bool to_log)
 {
 	struct config again;
-	int errors = read_config(daemon, &again, to_log);
 
-	if (errors > 0) {
+	if (read_config(daemon, &again, to_log) > 0) {
 		char why[512];
 		snprintf(why, sizeof(why),
 			 "as user '%s' the configuration cannot be read again: every reload "
@@ -206,7 +205,6 @@ static int check_readable_after_drop(const struct daemon *daemon, const struct s
 		else
 			fprintf(stderr, "turnchatd: warning: %s\n", why);
 	}
-	return errors;
 }
 
 /* The loop's bookkeeping between events: status, watchdog, idle exit. */

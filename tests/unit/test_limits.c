@@ -167,7 +167,7 @@ static void test_penalty_box(void **state)
 {
 	struct penalty_box *box = calloc(1, sizeof(*box));
 	struct address_key a, b, k;
-	const struct penalty *done;
+	struct penalty done;
 	(void)state;
 	assert_non_null(box);
 	key_v4(&a, "192.0.2.1");
@@ -178,12 +178,11 @@ static void test_penalty_box(void **state)
 	assert_true(penalty_box_holds(box, &a, 10999));
 	assert_false(penalty_box_holds(box, &b, 1000));
 	assert_false(penalty_box_holds(box, &a, 11000)); /* its time is up */
-	assert_null(penalty_box_expire(box, 10999));
-	done = penalty_box_expire(box, 11000);
-	assert_non_null(done);
-	assert_string_equal(done->where, "192.0.2.1");
-	assert_int_equal(done->refused, 2);
-	assert_null(penalty_box_expire(box, 11000));
+	assert_false(penalty_box_expire(box, 10999, &done));
+	assert_true(penalty_box_expire(box, 11000, &done));
+	assert_string_equal(done.where, "192.0.2.1");
+	assert_int_equal(done.refused, 2);
+	assert_false(penalty_box_expire(box, 11000, &done));
 
 	/* Full: the entry that ends first makes room; one held longer keeps its count. */
 	for (int i = 0; i < PENALTY_BOX_SIZE; i++) {
@@ -200,13 +199,12 @@ static void test_penalty_box(void **state)
 	assert_false(penalty_box_holds(box, &k, 1000));
 	assert_true(penalty_box_holds(box, &a, 1000));
 	int expired = 0;
-	while ((done = penalty_box_expire(box, 40000)) != NULL)
+	while (penalty_box_expire(box, 40000, &done))
 		expired++;
 	assert_int_equal(expired, PENALTY_BOX_SIZE - 1); /* all but 10.0.0.5 */
-	done = penalty_box_expire(box, 50000);
-	assert_non_null(done);
-	assert_string_equal(done->where, "10.0.0.5");
-	assert_int_equal(done->refused, 1);
+	assert_true(penalty_box_expire(box, 50000, &done));
+	assert_string_equal(done.where, "10.0.0.5");
+	assert_int_equal(done.refused, 1);
 	free(box);
 }
 
