@@ -281,7 +281,7 @@ static void test_many_errors(void **state)
 		      "err, warning, notice, info, debug");
 	assert_report(&r, 6, "many-errors.conf",
 		      ":13: client.name: \"no spaces\" is not a valid name "
-		      "(1 to 32 of A-Z a-z 0-9 _ . -)");
+		      "(1 to 32 letters, digits, _ . or -)");
 }
 
 static void test_unknown_keys(void **state)
@@ -367,16 +367,17 @@ static void test_bad_names(void **state)
 	assert_int_equal(load(&cfg, "bad-names.conf", &r), 4);
 	assert_report(
 		&r, 0, "bad-names.conf",
-		":2: server.name: \"turn chat\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+		":2: server.name: \"turn chat\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	assert_report(
 		&r, 1, "bad-names.conf",
-		":3: server.default_room: \"\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+		":3: server.default_room: \"\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	/* A control byte is not echoed as is. */
-	assert_report(&r, 2, "bad-names.conf",
-		      ":7: client.name: \"a?b\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+	assert_report(
+		&r, 2, "bad-names.conf",
+		":7: client.name: \"a?b\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	assert_report(&r, 3, "bad-names.conf",
 		      ":8: client.room: \"a-room-name-that-is-33-chars-long\" is not a valid name "
-		      "(1 to 32 of A-Z a-z 0-9 _ . -)");
+		      "(1 to 32 letters, digits, _ . or -)");
 
 	assert_int_equal(load(&cfg, "bad-host.conf", &r), 1);
 	assert_report(&r, 0, "bad-host.conf",
