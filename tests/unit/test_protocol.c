@@ -299,11 +299,16 @@ static void test_valid_name(void **state)
 		"a@b",
 		"a\tb",
 		"room!",
-		"a\xe2\x80\xae" "b",   /* U+202E right-to-left override */
-		"a\xe2\x80\x8d" "b",   /* U+200D zero-width joiner */
-		"a\xe2\x80\xa8" "b",   /* U+2028 line separator */
-		"a\xc2\xa0" "b",       /* U+00A0 no-break space */
-		"a\xe3\x80\x80" "b",   /* U+3000 ideographic space */
+		"a\xe2\x80\xae"
+		"b", /* U+202E right-to-left override */
+		"a\xe2\x80\x8d"
+		"b", /* U+200D zero-width joiner */
+		"a\xe2\x80\xa8"
+		"b", /* U+2028 line separator */
+		"a\xc2\xa0"
+		"b", /* U+00A0 no-break space */
+		"a\xe3\x80\x80"
+		"b",                /* U+3000 ideographic space */
 		"\xf0\x9f\x98\x80", /* an emoji is not a letter */
 		"caf\xc3",          /* cut UTF-8 */
 		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
