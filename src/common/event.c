@@ -24,7 +24,7 @@ struct event_source {
 	event_fd_fn *fn;
 	void *data;
 	bool removed;
-	struct event_source *next_removed;
+	SLIST_ENTRY(event_source) next_removed; /* freed after the current batch */
 };
 
 struct event_loop {
@@ -40,7 +40,7 @@ struct event_loop {
 	uint64_t next_tick;
 	event_tick_fn *tick_fn;
 	void *tick_data;
-	struct event_source *removed;
+	SLIST_HEAD(, event_source) removed;
 	TAILQ_HEAD(, event_deferred) deferred; /* queued work, oldest first */
 	unsigned pass;                         /* counts the runs of deferred work */
 	uint64_t now; /* the clock as read after the last wait; 0 before one */
@@ -107,16 +107,18 @@ struct event_loop *event_loop_create(void)
 	}
 	loop->signal_fd = -1;
 	sigemptyset(&loop->signals);
-	TAILQ_INIT(&loop->deferred); /* unlike a LIST, an empty TAILQ is not all zeros */
+	SLIST_INIT(&loop->removed);
+	TAILQ_INIT(&loop->deferred); /* an empty TAILQ, unlike the SLIST, is not all zeros */
 	return loop;
 }
 
 static void free_removed(struct event_loop *loop)
 {
-	while (loop->removed) {
-		struct event_source *next = loop->removed->next_removed;
-		free(loop->removed);
-		loop->removed = next;
+	struct event_source *source;
+
+	while ((source = SLIST_FIRST(&loop->removed)) != NULL) {
+		SLIST_REMOVE_HEAD(&loop->removed, next_removed);
+		free(source);
 	}
 }
 
@@ -170,8 +172,7 @@ void event_source_remove(struct event_source *source)
 	/* The fd may already be closed by the owner; then the kernel dropped it. */
 	epoll_ctl(source->loop->epoll_fd, EPOLL_CTL_DEL, source->fd, NULL);
 	source->removed = true;
-	source->next_removed = source->loop->removed;
-	source->loop->removed = source;
+	SLIST_INSERT_HEAD(&source->loop->removed, source, next_removed);
 }
 
 static void read_signals(int fd, uint32_t events, void *data)
