@@ -16,6 +16,7 @@
 
 #include "build_info.h"
 #include "chat.h"
+#include "cli.h"
 #include "config.h"
 #include "net.h"
 
@@ -159,17 +160,17 @@ int main(int argc, char **argv)
 		{"free", no_argument, NULL, OPT_FREE},
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
 		{"config", required_argument, NULL, 'c'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
+		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
+	const char *letters = "H:p:n:r:m:c:" CLI_SHORT_OPTIONS;
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
 	bool timestamps = false;
 	struct config cfg;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "H:p:n:r:m:c:Vh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, letters, options, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
 			host = optarg;
@@ -195,15 +196,8 @@ int main(int argc, char **argv)
 		case 'c':
 			config_path = optarg;
 			break;
-		case 'V':
-			printf("turnchat %s\n", TURNCHAT_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EX_USAGE;
+		default: /* -V, -h, or a mistake */
+			return cli_standard_option(opt, "turnchat", usage);
 		}
 	}
 	if (argc - optind > 1) {

@@ -19,6 +19,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 {
 	memset(server, 0, sizeof(*server));
 	server->loop = loop;
+	LIST_INIT(&server->sessions);
 	server->config = *config;
 	server->pairing = pairing_create();
 	server->addresses = address_counts_create();
@@ -85,6 +86,7 @@ static void server_tick(void *data)
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
 	struct penalty done;
+	struct session *session;
 
 	while (penalty_box_expire(&server->flooders, now, &done))
 		log_notice("%s: no longer turned away; %u connection%s turned away meanwhile",
@@ -92,18 +94,20 @@ static void server_tick(void *data)
 
 	/* Ending a conversation or a session here only queues BYEs and aborts:
 	 * sessions are freed from the loop, never during this walk. */
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry)
 		session_tick(session, now);
 }
 
 void server_stop(struct server *server)
 {
+	struct session *session;
+
 	if (server->stopping)
 		return;
 	server->stopping = true;
 	log_notice("shutting down: %u clients, %u conversations", server->clients,
 		   server_conversations(server));
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry)
 		session_shutdown(session);
 }
 
@@ -118,7 +122,7 @@ void server_turn_away(struct server *server, const struct session *session)
 
 bool server_idle(const struct server *server)
 {
-	return server->sessions == NULL;
+	return LIST_EMPTY(&server->sessions);
 }
 
 unsigned server_conversations(const struct server *server)
@@ -135,12 +139,8 @@ void server_session_moved(struct server *server, struct session *session, int fr
 {
 	enum session_state from = (enum session_state)from_state, to = session->state;
 
-	if (from == SESSION_GONE) {
-		session->next = server->sessions;
-		if (server->sessions)
-			server->sessions->prev = session;
-		server->sessions = session;
-	}
+	if (from == SESSION_GONE)
+		LIST_INSERT_HEAD(&server->sessions, session, entry);
 	server->clients += is_open(to) - is_open(from);
 	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
 	/* Counted by server_may_wait on the way in. */
@@ -149,12 +149,7 @@ void server_session_moved(struct server *server, struct session *session, int fr
 	if (to == SESSION_GONE) {
 		/* Counted by server_accept before the session was made. */
 		address_counts_remove(server->addresses, SESSION_KEY(session));
-		if (session->prev)
-			session->prev->next = session->next;
-		else
-			server->sessions = session->next;
-		if (session->next)
-			session->next->prev = session->prev;
+		LIST_REMOVE(session, entry);
 	}
 }
 
@@ -175,8 +170,10 @@ bool server_may_wait(struct server *server, const struct session *session)
  */
 void server_apply_config(struct server *server, const struct config *config)
 {
+	struct session *session;
+
 	server->config = *config;
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry)
 		connection_set_limits(session->conn, config->server.max_line,
 				      config->server.max_queue);
 }

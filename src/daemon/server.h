@@ -6,6 +6,7 @@
 #define TURNCHAT_SERVER_H
 
 #include <stdbool.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -25,7 +26,7 @@ struct server {
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct penalty_box flooders;      /* addresses turned away for a while */
-	struct session *sessions;         /* every open connection, a doubly linked list */
+	LIST_HEAD(, session) sessions;    /* every open connection */
 	unsigned clients;                 /* sessions not yet closing */
 	unsigned paired;                  /* sessions in a conversation: two per conversation */
 	unsigned long next_id;

@@ -37,7 +37,7 @@ extern const char session_default_name[];
 struct session {
 	struct server *server;
 	struct connection *conn;
-	struct session *prev, *next;
+	LIST_ENTRY(session) entry;         /* in server->sessions */
 	struct conversation *conversation; /* while PAIRED */
 	struct refusals *refused;          /* once a line was refused */
 	unsigned long id;

@@ -19,6 +19,7 @@
 
 #include "activation.h"
 #include "build_info.h"
+#include "cli.h"
 #include "config.h"
 #include "connection.h"
 #include "event.h"
@@ -262,8 +263,7 @@ int main(int argc, char **argv)
 		{"test", no_argument, NULL, 't'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
+		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	struct daemon daemon = {.config_path = TURNCHAT_CONFIG_PATH};
@@ -271,7 +271,7 @@ int main(int argc, char **argv)
 	bool test_only = false;
 	int opt, status = 1;
 
-	while ((opt = getopt_long(argc, argv, "c:tfvVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tfv" CLI_SHORT_OPTIONS, options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			daemon.config_path = optarg;
@@ -286,15 +286,8 @@ int main(int argc, char **argv)
 		case 'v':
 			daemon.verbose = true;
 			break;
-		case 'V':
-			printf("turnchatd %s\n", TURNCHAT_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EX_USAGE;
+		default: /* -V, -h, or a mistake */
+			return cli_standard_option(opt, "turnchatd", usage);
 		}
 	}
 	if (optind < argc) {
