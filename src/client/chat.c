@@ -306,6 +306,7 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 	case SRV_ACTION:
 	case SRV_DONE:
 	case SRV_RELAYED:
+	case SRV_SECURE:
 	case SRV_UNKNOWN:
 		return;
 	}

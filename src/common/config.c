@@ -158,6 +158,33 @@ static bool name_ok(struct loader *ld, const config_setting_t *s, const char *na
 	return false;
 }
 
+/* Empty (none), an absolute path, or one of the key's words ("system"). */
+static bool path_ok(struct loader *ld, const struct key *key, const config_setting_t *s,
+		    const char *path)
+{
+	char q[QUOTE_MAX];
+
+	for (const struct word *w = key->words; w && w->name; w++)
+		if (strcmp(w->name, path) == 0)
+			return true;
+	if (strlen(path) >= key->size) {
+		complain(ld, s, "must be at most %zu bytes long", key->size - 1);
+		return false;
+	}
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p < ' ' || *p == 0x7f) {
+			complain(ld, s, "%s contains a control character", quote(path, q));
+			return false;
+		}
+	}
+	if (path[0] != '\0' && path[0] != '/') {
+		complain(ld, s, "%s is not an absolute path%s", quote(path, q),
+			 key->words ? " or \"system\"" : "");
+		return false;
+	}
+	return true;
+}
+
 static bool mode_value(struct loader *ld, const config_setting_t *s, const char *text,
 		       long long *value)
 {
@@ -283,6 +310,10 @@ static void apply_key(struct loader *ld, const struct key *key, const config_set
 		    name_ok(ld, s, text, key->kind == KEY_NAME_OR_EMPTY))
 			strncpy(field, text, key->size);
 		return;
+	case KEY_PATH:
+		if ((text = string_value(ld, s)) && path_ok(ld, key, s, text))
+			strncpy(field, text, key->size);
+		return;
 	case KEY_MODE:
 		ok = (text = string_value(ld, s)) && mode_value(ld, s, text, &number);
 		break;
@@ -330,6 +361,7 @@ void config_set_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->host, "localhost");
 	cfg->port = PROTOCOL_DEFAULT_PORT;
+	cfg->tls_port = PROTOCOL_DEFAULT_TLS_PORT;
 	strcpy(cfg->server.name, "turnchatd");
 	strcpy(cfg->server.default_room, "lobby");
 	cfg->server.default_mode = CHAT_MODE_TURNS;

@@ -34,11 +34,17 @@ static const struct word log_levels[] = {
 	{"info", LOG_INFO}, {"debug", LOG_DEBUG},     {NULL, 0},
 };
 
+static const struct word ca_words[] = {
+	{"system", 0},
+	{NULL, 0},
+};
+
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
 
 static const struct key keys[] = {
 	{NULL, "host", KEY_HOST, FIELD(host), 0, 0, NULL},
 	{NULL, "port", KEY_INTEGER, FIELD(port), 1, 65535, NULL},
+	{NULL, "tls_port", KEY_INTEGER, FIELD(tls_port), 1, 65535, NULL},
 	{"server", "name", KEY_NAME, FIELD(server.name), 0, 0, NULL},
 	{"server", "default_room", KEY_NAME, FIELD(server.default_room), 0, 0, NULL},
 	{"server", "default_mode", KEY_MODE, FIELD(server.default_mode), 0, 0, NULL},
@@ -70,11 +76,16 @@ static const struct key keys[] = {
 	{"server", "log_facility", KEY_WORD, FIELD(server.log_facility), 0, 0, log_facilities},
 	{"server", "log_level", KEY_WORD, FIELD(server.log_level), 0, 0, log_levels},
 	{"server", "typing", KEY_BOOL, FIELD(server.typing), 0, 0, NULL},
+	{"server", "tls_certificate", KEY_PATH, FIELD(server.tls_certificate), 0, 0, NULL},
+	{"server", "tls_key", KEY_PATH, FIELD(server.tls_key), 0, 0, NULL},
+	{"server", "require_tls", KEY_BOOL, FIELD(server.require_tls), 0, 0, NULL},
 	{"client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL},
 	{"client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL},
 	{"client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL},
 	{"client", "typing", KEY_BOOL, FIELD(client.typing), 0, 0, NULL},
 	{"client", "bell", KEY_BOOL, FIELD(client.bell), 0, 0, NULL},
+	{"client", "tls", KEY_BOOL, FIELD(client.tls), 0, 0, NULL},
+	{"client", "tls_ca", KEY_PATH, FIELD(client.tls_ca), 0, 0, ca_words},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

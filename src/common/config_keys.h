@@ -29,6 +29,7 @@ enum key_kind {
 	KEY_INTEGER, /* from min to max */
 	KEY_WORD,    /* one of words */
 	KEY_BOOL,    /* true or false */
+	KEY_PATH,    /* empty, an absolute path, or one of words */
 };
 
 struct key {

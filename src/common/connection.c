@@ -86,6 +86,11 @@ struct tls *connection_tls(const struct connection *conn)
 
 void connection_send_now(struct connection *conn, const char *data, size_t len)
 {
+	char discard[4096];
+	/* What it sent and nobody read would turn the close into a reset,
+	 * which may destroy these words before the peer reads them. */
+	for (int i = 0; i < 16 && recv(conn->io.fd, discard, sizeof(discard), MSG_DONTWAIT) > 0; i++)
+		;
 	(void)!send(conn->io.fd, data, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 

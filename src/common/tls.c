@@ -204,24 +204,33 @@ void tls_free(struct tls *tls)
 	free(tls);
 }
 
-/* A server's first byte tells TLS (a handshake record) from someone typing:
- * plain text is refused by name, not as an obscure record error. */
-static bool plaintext_arrived(struct tls *tls)
+/*
+ * A server's first byte tells TLS (a handshake record) from someone typing:
+ * plain text is refused by name, not as an obscure record error. OpenSSL
+ * is not let near the socket before that byte is seen, or it could take
+ * part of a record and leave the middle of it to be judged. Returns 1 to
+ * go on, 0 to wait for input (errno EAGAIN), -1 for plain text (EPROTO).
+ */
+static int look_first(struct tls *tls, uint32_t *wait)
 {
 	unsigned char first;
 
 	if (!tls->server || tls->looked)
-		return false;
+		return 1;
 	ssize_t n = recv(SSL_get_fd(tls->ssl), &first, 1, MSG_PEEK | MSG_DONTWAIT);
-	if (n != 1)
-		return false; /* nothing yet, or the end: OpenSSL will see it too */
-	tls->looked = true;
-	if (first == 0x16)
-		return false;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		*wait = EPOLLIN;
+		errno = EAGAIN;
+		return 0;
+	}
+	tls->looked = true; /* an end or an error: OpenSSL meets it too */
+	if (n != 1 || first == 0x16)
+		return 1;
 	tls->plaintext = true;
 	snprintf(tls->error, sizeof(tls->error),
 		 "plain text arrived on the TLS port (a client without TLS?)");
-	return true;
+	errno = EPROTO;
+	return -1;
 }
 
 /* What an SSL call's result means; -1 with errno set, or n. */
@@ -258,20 +267,16 @@ static ssize_t outcome(struct tls *tls, int n, uint32_t *wait)
 
 ssize_t tls_read(struct tls *tls, void *buf, size_t len, uint32_t *wait)
 {
-	if (plaintext_arrived(tls)) {
-		errno = EPROTO;
+	if (look_first(tls, wait) <= 0)
 		return -1;
-	}
 	ERR_clear_error();
 	return outcome(tls, SSL_read(tls->ssl, buf, len > INT_MAX ? INT_MAX : (int)len), wait);
 }
 
 ssize_t tls_write(struct tls *tls, const void *buf, size_t len, uint32_t *wait)
 {
-	if (plaintext_arrived(tls)) {
-		errno = EPROTO;
+	if (look_first(tls, wait) <= 0)
 		return -1;
-	}
 	ERR_clear_error();
 	return outcome(tls, SSL_write(tls->ssl, buf, len > INT_MAX ? INT_MAX : (int)len), wait);
 }
@@ -283,8 +288,9 @@ bool tls_has_pending(const struct tls *tls)
 
 int tls_handshake(struct tls *tls, uint32_t *wait)
 {
-	if (plaintext_arrived(tls))
-		return -1;
+	int looked = look_first(tls, wait);
+	if (looked <= 0)
+		return looked;
 	ERR_clear_error();
 	int n = SSL_do_handshake(tls->ssl);
 	if (n == 1)

@@ -40,9 +40,9 @@ void server_finish(struct server *server)
 	server->waiting = NULL;
 }
 
-void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+static void accept_session(struct server *server, int fd, const struct sockaddr *addr,
+			   socklen_t addr_len, struct tls_config *tls)
 {
-	struct server *server = data;
 	bool full = server->clients >= server->config.server.max_clients;
 	struct address_key key;
 
@@ -50,7 +50,7 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
 	struct session *session = from_address ? session_create(server, fd, addr, addr_len,
-								&command_handler)
+								&command_handler, tls)
 					       : NULL;
 	if (session == NULL) {
 		if (from_address)
@@ -78,7 +78,28 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 		session_bye(session, BYE_SERVER_FULL, "Too many people are connected; try later");
 	} else if (server->stopping) {
 		session_bye(session, BYE_SHUTDOWN, "The server is shutting down");
+	} else if (!tls && server->config.server.require_tls && !peer_address_is_local(addr)) {
+		char text[64];
+		snprintf(text, sizeof(text), "Connect with TLS, on port %u", server->config.tls_port);
+		log_info("#%lu refused: plain text from beyond this host (require_tls)", session->id);
+		session_bye(session, BYE_TLS_REQUIRED, text);
 	}
+}
+
+void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+{
+	accept_session(data, fd, addr, addr_len, NULL);
+}
+
+void server_accept_tls(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+{
+	struct server *server = data;
+	if (server->tls == NULL) {
+		/* A TLS socket passed by the service manager, but no certificate. */
+		close(fd);
+		return;
+	}
+	accept_session(server, fd, addr, addr_len, server->tls);
 }
 
 static void server_tick(void *data)
@@ -94,8 +115,10 @@ static void server_tick(void *data)
 
 	/* Ending a conversation or a session here only queues BYEs and aborts:
 	 * sessions are freed from the loop, never during this walk. */
-	LIST_FOREACH(session, &server->sessions, entry)
+	LIST_FOREACH(session, &server->sessions, entry) {
 		session_tick(session, now);
+		command_log_refusals(session, false);
+	}
 }
 
 void server_stop(struct server *server)
