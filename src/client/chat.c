@@ -258,8 +258,9 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		char server[4 * PROTOCOL_NAME_BYTES + 1];
 		snprintf(server, sizeof(server), "%.*s", (int)buffer_length(&chat->line),
 			 buffer_peek(&chat->line));
-		say(chat, "Connected to turnchatd '%s' at '%s' on port number '%u'...", server,
-		    options->host, options->port);
+		say(chat, "Connected to turnchatd '%s' at '%s' on port number '%u'%s%s%s...", server,
+		    options->host, options->port, options->security ? " (" : "",
+		    options->security ? options->security : "", options->security ? ")" : "");
 		chat->state = CHAT_JOINING;
 		struct buffer *out = connection_output(chat->conn);
 		int rc = protocol_append_command(out, "name", options->name);
@@ -363,7 +364,7 @@ static const struct ui_handler typed_handler = {
 	.on_eof = on_typed_eof,
 };
 
-int chat_run(int fd, const struct chat_options *options)
+int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 {
 	struct chat chat = {.options = options, .exit_status = 1, .forced_status = -1};
 
@@ -375,6 +376,8 @@ int chat_run(int fd, const struct chat_options *options)
 	}
 	chat.conn = connection_create(chat.loop, fd, CHAT_MAX_LINE, 4 * CHAT_MAX_LINE,
 				      &server_handler, &chat);
+	if (chat.conn)
+		connection_use_tls(chat.conn, tls);
 	chat.ui = options->interactive
 			  ? ui_terminal_create(chat.loop, options->name, &typed_handler, &chat)
 			  : ui_plain_create(chat.loop, &typed_handler, &chat);

@@ -16,12 +16,16 @@ struct chat_options {
 	const char *name;
 	const char *room; /* empty: the server's default */
 	enum chat_mode mode;
-	bool interactive; /* a terminal: line editing with readline */
-	bool timestamps;  /* show the time before each line */
-	bool color;       /* colour names (a terminal, and no NO_COLOR) */
+	bool interactive;     /* a terminal: line editing with readline */
+	bool timestamps;      /* show the time before each line */
+	bool color;           /* colour names (a terminal, and no NO_COLOR) */
+	const char *security; /* over TLS: "TLSv1.3, key as remembered"; NULL in plain text */
 };
 
-/* Runs the conversation on the connected socket fd; returns the exit status. */
-int chat_run(int fd, const struct chat_options *options);
+struct tls;
+
+/* Runs the conversation on the connected socket fd, encrypted with tls if
+ * not NULL (the conversation takes it over); returns the exit status. */
+int chat_run(int fd, struct tls *tls, const struct chat_options *options);
 
 #endif

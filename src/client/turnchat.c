@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "config.h"
 #include "net.h"
+#include "trust.h"
 
 static void usage(FILE *out)
 {
@@ -34,12 +35,13 @@ static void usage(FILE *out)
 		"  -m, --mode MODE     turns (take turns) or free (type any time)\n"
 		"      --free          the same as --mode free\n"
 		"      --timestamps    show the time before each line\n"
+		"      --tls           connect with TLS, to the TLS port (default: %d)\n"
 		"  -c, --config FILE   read FILE after %s and your own config\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
 		"Type '/q' (or Ctrl-D) to leave; your partner is told.\n",
-		PROTOCOL_DEFAULT_PORT, TURNCHAT_CONFIG_PATH);
+		PROTOCOL_DEFAULT_PORT, PROTOCOL_DEFAULT_TLS_PORT, TURNCHAT_CONFIG_PATH);
 }
 
 static void print_error(void *ctx, const char *message)
@@ -79,7 +81,7 @@ static bool parse_port(const char *text, unsigned *port)
 }
 
 /* "host", "host:port", "[v6addr]" or "[v6addr]:port". */
-static bool parse_destination(char *text, struct config *cfg)
+static bool parse_destination(char *text, struct config *cfg, bool *port_given)
 {
 	char *port = NULL;
 
@@ -98,6 +100,7 @@ static bool parse_destination(char *text, struct config *cfg)
 		return false;
 	if (port && !parse_port(port, &cfg->port))
 		return false;
+	*port_given = port != NULL;
 	strcpy(cfg->host, text);
 	return true;
 }
@@ -150,7 +153,7 @@ static int connect_to(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FREE = 256, OPT_TIMESTAMPS };
+	enum { OPT_FREE = 256, OPT_TIMESTAMPS, OPT_TLS };
 	static const struct option options[] = {
 		{"host", required_argument, NULL, 'H'},
 		{"port", required_argument, NULL, 'p'},
@@ -159,6 +162,7 @@ int main(int argc, char **argv)
 		{"mode", required_argument, NULL, 'm'},
 		{"free", no_argument, NULL, OPT_FREE},
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
+		{"tls", no_argument, NULL, OPT_TLS},
 		{"config", required_argument, NULL, 'c'},
 		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
@@ -166,7 +170,7 @@ int main(int argc, char **argv)
 	const char *letters = "H:p:n:r:m:c:" CLI_SHORT_OPTIONS;
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
-	bool timestamps = false;
+	bool timestamps = false, tls = false, port_given = false;
 	struct config cfg;
 	int opt;
 
@@ -193,6 +197,9 @@ int main(int argc, char **argv)
 		case OPT_TIMESTAMPS:
 			timestamps = true;
 			break;
+		case OPT_TLS:
+			tls = true;
+			break;
 		case 'c':
 			config_path = optarg;
 			break;
@@ -211,7 +218,7 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 
 	/* The command line comes last, so it wins over every file. */
-	if (optind < argc && !parse_destination(argv[optind], &cfg)) {
+	if (optind < argc && !parse_destination(argv[optind], &cfg, &port_given)) {
 		fprintf(stderr, "turnchat: '%s' is not host, host:port or [address]:port\n",
 			argv[optind]);
 		return EX_USAGE;
@@ -246,9 +253,28 @@ int main(int argc, char **argv)
 	if (room)
 		snprintf(cfg.client.room, sizeof(cfg.client.room), "%s", room);
 
+	/* With TLS, the TLS port, unless a port was named. */
+	tls = tls || cfg.client.tls;
+	if (tls && !port_given && !port)
+		cfg.port = cfg.tls_port;
 	int fd = connect_to(&cfg);
 	if (fd < 0)
 		return EX_UNAVAILABLE;
+	char how[96] = "";
+	struct tls *encrypted = NULL;
+	if (tls) {
+#ifdef HAVE_TLS
+		int status;
+		encrypted = trust_connect(fd, &cfg, cfg.host, cfg.port, how, sizeof(how), &status);
+		if (encrypted == NULL) {
+			close(fd);
+			return status;
+		}
+#else
+		fprintf(stderr, "turnchat: this turnchat was built without TLS\n");
+		return EX_UNAVAILABLE;
+#endif
+	}
 
 	/* Line editing needs a terminal on both sides; colour follows no-color.org. */
 	bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -262,8 +288,9 @@ int main(int argc, char **argv)
 		.mode = cfg.client.mode,
 		.interactive = terminal,
 		.timestamps = timestamps,
+		.security = encrypted ? how : NULL,
 		.color = terminal && (no_color == NULL || no_color[0] == '\0') && term &&
 			 strcmp(term, "dumb") != 0,
 	};
-	return chat_run(fd, &chat);
+	return chat_run(fd, encrypted, &chat);
 }
