@@ -14,9 +14,10 @@
 
 struct tls;
 
+/* 16 bytes: a connection each, and idle connections are meant to be cheap. */
 struct transport {
-	int fd;
 	struct tls *tls;       /* NULL: plain text */
+	int fd;
 	bool read_wants_write; /* the last read waits for the socket to take output */
 	bool write_wants_read; /* the last write waits for input (a handshake) */
 };
