@@ -44,7 +44,7 @@ struct chat {
 	uint64_t quit_sent_at;
 	int exit_status;
 	int forced_status; /* set by a failure or Ctrl-C before the goodbye; -1 if none */
-	char peer[PROTOCOL_NAME_MAX + 1];
+	char peer[PROTOCOL_NAME_BYTES + 1];
 	struct buffer line; /* scratch for one printed line */
 };
 
@@ -255,7 +255,7 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 		}
 		buffer_consume(&chat->line, buffer_length(&chat->line));
 		display_sanitize(&chat->line, line.word, line.word_len);
-		char server[4 * PROTOCOL_NAME_MAX + 1];
+		char server[4 * PROTOCOL_NAME_BYTES + 1];
 		snprintf(server, sizeof(server), "%.*s", (int)buffer_length(&chat->line),
 			 buffer_peek(&chat->line));
 		say(chat, "Connected to turnchatd '%s' at '%s' on port number '%u'...", server,
@@ -301,6 +301,11 @@ static void on_server_line(void *ctx, const char *text, size_t len)
 	case SRV_BYE:
 		end_with_bye(chat, &line);
 		return;
+	case SRV_CAPS: /* never asked for yet */
+	case SRV_TYPING:
+	case SRV_ACTION:
+	case SRV_DONE:
+	case SRV_RELAYED:
 	case SRV_UNKNOWN:
 		return;
 	}

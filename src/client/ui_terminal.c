@@ -27,9 +27,9 @@ struct ui_terminal {
 	enum ui_turn turn;
 	bool queued;    /* the input line waits for our turn */
 	bool installed; /* readline is drawing the prompt */
-	char name[PROTOCOL_NAME_MAX + 1];
-	char peer[PROTOCOL_NAME_MAX + 1];
-	char prompt[3 * PROTOCOL_NAME_MAX + 32];
+	char name[PROTOCOL_NAME_BYTES + 1];
+	char peer[PROTOCOL_NAME_BYTES + 1];
+	char prompt[2 * PROTOCOL_NAME_BYTES + 64];
 };
 
 /* Readline's callbacks carry no context; there is one terminal. */

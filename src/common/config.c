@@ -116,6 +116,16 @@ static const char *string_value(struct loader *ld, const config_setting_t *s)
 	return NULL;
 }
 
+static bool bool_value(struct loader *ld, const config_setting_t *s, bool *value)
+{
+	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
+		*value = config_setting_get_bool(s) != 0;
+		return true;
+	}
+	complain(ld, s, "expected true or false, found %s", type_name(s));
+	return false;
+}
+
 static bool host_ok(struct loader *ld, const config_setting_t *s, const char *host)
 {
 	char q[QUOTE_MAX];
@@ -140,7 +150,7 @@ static bool name_ok(struct loader *ld, const config_setting_t *s, const char *na
 
 	if (protocol_valid_name(name, strlen(name)) || (may_be_empty && name[0] == '\0'))
 		return true;
-	complain(ld, s, "%s is not a valid name (1 to %d of A-Z a-z 0-9 _ . -)", quote(name, q),
+	complain(ld, s, "%s is not a valid name (1 to %d letters, digits, _ . or -)", quote(name, q),
 		 PROTOCOL_NAME_MAX);
 	return false;
 }
@@ -234,6 +244,7 @@ static void apply_key(struct loader *ld, const struct key *key, const config_set
 	long long number;
 	unsigned modes;
 	int word;
+	bool yes;
 
 	switch (key->kind) {
 	case KEY_HOST:
@@ -269,6 +280,10 @@ static void apply_key(struct loader *ld, const struct key *key, const config_set
 	case KEY_SYSLOG:
 		if (word_value(ld, key, s, &word))
 			*(int *)field = word;
+		break;
+	case KEY_BOOL:
+		if (bool_value(ld, s, &yes))
+			*(bool *)field = yes;
 		break;
 	}
 }
@@ -321,7 +336,9 @@ void config_set_defaults(struct config *cfg)
 	cfg->server.log_target = LOG_TARGET_AUTO;
 	cfg->server.log_facility = LOG_DAEMON;
 	cfg->server.log_level = LOG_INFO;
+	cfg->server.typing = true;
 	cfg->client.mode = CHAT_MODE_TURNS;
+	cfg->client.typing = true;
 }
 
 int config_load_file(struct config *cfg, const char *path, bool must_exist, config_report_fn *report,

@@ -30,8 +30,8 @@ enum log_target {
 };
 
 struct server_config {
-	char name[PROTOCOL_NAME_MAX + 1];
-	char default_room[PROTOCOL_NAME_MAX + 1];
+	char name[PROTOCOL_NAME_BYTES + 1];
+	char default_room[PROTOCOL_NAME_BYTES + 1];
 	enum chat_mode default_mode;
 	unsigned modes;  /* bit set of (1u << enum chat_mode) */
 	size_t max_line; /* bytes before the LF */
@@ -52,12 +52,15 @@ struct server_config {
 	enum log_target log_target;
 	int log_facility; /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
 	int log_level;    /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
+	bool typing;      /* relay TYPING to clients that ask for it */
 };
 
 struct client_config {
-	char name[PROTOCOL_NAME_MAX + 1];
-	char room[PROTOCOL_NAME_MAX + 1]; /* empty: the server's default room */
+	char name[PROTOCOL_NAME_BYTES + 1];
+	char room[PROTOCOL_NAME_BYTES + 1]; /* empty: the server's default room */
 	enum chat_mode mode;
+	bool typing; /* tell the partner when we type; show when they do */
+	bool bell;   /* ring the terminal bell when a line arrives */
 };
 
 struct config {

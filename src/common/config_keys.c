@@ -69,9 +69,12 @@ static const struct key keys[] = {
 	{"server", "log_target", KEY_LOG_TARGET, FIELD(server.log_target), 0, 0, log_targets},
 	{"server", "log_facility", KEY_SYSLOG, FIELD(server.log_facility), 0, 0, log_facilities},
 	{"server", "log_level", KEY_SYSLOG, FIELD(server.log_level), 0, 0, log_levels},
+	{"server", "typing", KEY_BOOL, FIELD(server.typing), 0, 0, NULL},
 	{"client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL},
 	{"client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL},
 	{"client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL},
+	{"client", "typing", KEY_BOOL, FIELD(client.typing), 0, 0, NULL},
+	{"client", "bell", KEY_BOOL, FIELD(client.bell), 0, 0, NULL},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

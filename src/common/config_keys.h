@@ -26,6 +26,7 @@ enum key_kind {
 	KEY_SIZE,
 	KEY_LOG_TARGET, /* one of words, into an enum log_target */
 	KEY_SYSLOG,     /* one of words, into an int */
+	KEY_BOOL,       /* true or false, into a bool */
 };
 
 struct key {

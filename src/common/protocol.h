@@ -1,7 +1,10 @@
 /*
  * protocol: the one place that knows turnchat's wire format, version 1
- * (man/turnchat-protocol.7). Pure: no I/O, no allocation. The daemon, the
- * client and the tests all frame, parse and format lines through it.
+ * (man/turnchat-protocol.7), with the capabilities a client may ask for.
+ * Pure: no I/O, no allocation. The daemon, the client and the tests all
+ * frame, parse and format lines through it. protocol.c holds what both
+ * directions share, protocol_command.c the client's lines and
+ * protocol_reply.c the server's.
  */
 #ifndef TURNCHAT_PROTOCOL_H
 #define TURNCHAT_PROTOCOL_H
@@ -12,7 +15,9 @@
 #include "buffer.h"
 
 #define PROTOCOL_VERSION 1
-#define PROTOCOL_NAME_MAX 32
+#define PROTOCOL_NAME_MAX 32 /* characters */
+/* The bytes a name or room may take: PROTOCOL_NAME_MAX characters of UTF-8. */
+#define PROTOCOL_NAME_BYTES (4 * PROTOCOL_NAME_MAX)
 #define PROTOCOL_DEFAULT_PORT 52928
 #define PROTOCOL_DEFAULT_MAX_LINE 4096
 
@@ -25,8 +30,29 @@ enum chat_mode {
 const char *protocol_mode_name(enum chat_mode mode);
 bool protocol_parse_mode(const char *text, size_t len, enum chat_mode *mode);
 
-/* Names and rooms: [A-Za-z0-9_.-]{1,32}. */
+/* Names and rooms: 1 to PROTOCOL_NAME_MAX letters and digits of any script
+ * (Unicode's classes, as the C.UTF-8 locale has them) and "_.-"; no spaces,
+ * controls, format or bidi characters. */
 bool protocol_valid_name(const char *text, size_t len);
+
+/* --- Capabilities -------------------------------------------------------- */
+
+/* What a client may ask for with /caps; v1 clients never see any of it. */
+enum protocol_cap {
+	CAP_TYPING = 1u << 0, /* /typing, and TYPING from the partner */
+	CAP_ACTION = 1u << 1, /* /me, and ACTION from the partner */
+	CAP_DONE = 1u << 2,   /* /done, DONE, BYE done, and RELAYED before a BYE */
+};
+#define PROTOCOL_CAP_COUNT 3
+#define PROTOCOL_CAPS_ALL ((1u << PROTOCOL_CAP_COUNT) - 1)
+
+/* The word for capability number index (0 .. PROTOCOL_CAP_COUNT-1). */
+const char *protocol_cap_name(unsigned index);
+/* The capabilities named in a space-separated list; unknown words are skipped
+ * (a later client may ask for more than this server knows). */
+unsigned protocol_parse_caps(const char *text, size_t len);
+/* Writes the words of caps, space-separated, into text; returns its length. */
+size_t protocol_format_caps(unsigned caps, char *text, size_t size);
 
 /* --- Framing: bytes to lines ------------------------------------------- */
 
@@ -72,6 +98,7 @@ enum error_code {
 	ERR_BUSY,
 	ERR_EMPTY,
 	ERR_RATE_LIMITED,
+	ERR_DONE,    /* a message after /done (only clients granted done see it) */
 	ERR_UNKNOWN, /* a code this client does not know (a later server's) */
 };
 
@@ -82,6 +109,10 @@ enum command_kind {
 	CMD_JOIN,    /* arg: the room, arg_len 0 for the default */
 	CMD_QUIT,
 	CMD_HELP,
+	CMD_CAPS,    /* arg: the capability words asked for */
+	CMD_TYPING,  /* needs CAP_TYPING */
+	CMD_ACTION,  /* /me; arg: the action. Needs CAP_ACTION */
+	CMD_DONE,    /* needs CAP_DONE */
 	CMD_INVALID, /* error: why */
 };
 
@@ -100,8 +131,10 @@ static inline bool protocol_is_message(const char *line, size_t len)
 	return len == 0 || line[0] != '/' || (len > 1 && line[1] == '/');
 }
 
-/* Parses one line a client sent, already framed; checks UTF-8 and controls too. */
-void protocol_parse_command(const char *line, size_t len, struct command *command);
+/* Parses one line a client sent, already framed; checks UTF-8 and controls too.
+ * caps: what this client was granted; a command needing another is refused
+ * as bad-command, exactly as before capabilities existed. */
+void protocol_parse_command(const char *line, size_t len, unsigned caps, struct command *command);
 
 const char *protocol_error_name(enum error_code code);
 const char *protocol_error_text(enum error_code code);
@@ -109,6 +142,8 @@ const char *protocol_error_text(enum error_code code);
 /* Appends a client's line: a chat message (escaping a leading '/'), or a command. */
 int protocol_append_message(struct buffer *out, const char *text, size_t len);
 int protocol_append_command(struct buffer *out, const char *command, const char *arg);
+/* "/caps WORD..." for the capabilities in caps. */
+int protocol_append_caps_request(struct buffer *out, unsigned caps);
 
 /* --- Server to client --------------------------------------------------- */
 
@@ -124,6 +159,7 @@ enum bye_reason {
 	BYE_TOO_SLOW,
 	BYE_FLOOD,    /* kept sending far past the rate limit */
 	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
+	BYE_DONE,     /* both sides sent /done (CAP_DONE) */
 	BYE_UNKNOWN,  /* a reason this client does not know (a later server's) */
 };
 
@@ -145,6 +181,14 @@ int protocol_append_info(struct buffer *out, const char *text);
 /* The INFO lines that answer /help. */
 int protocol_append_help(struct buffer *out);
 int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text);
+/* The lines only clients granted a capability receive. */
+int protocol_append_caps(struct buffer *out, unsigned caps);
+int protocol_append_typing(struct buffer *out);
+int protocol_append_action(struct buffer *out, const char *text, size_t len);
+/* A /me for a partner without CAP_ACTION: "MSG * name text", as IRC shows one. */
+int protocol_append_action_as_msg(struct buffer *out, const char *name, const char *text, size_t len);
+int protocol_append_done(struct buffer *out);
+int protocol_append_relayed(struct buffer *out, unsigned long count);
 
 enum server_keyword {
 	SRV_HELLO,
@@ -154,6 +198,11 @@ enum server_keyword {
 	SRV_ERR,
 	SRV_INFO,
 	SRV_BYE,
+	SRV_CAPS,    /* the capabilities granted */
+	SRV_TYPING,  /* the partner is typing */
+	SRV_ACTION,  /* the partner's /me */
+	SRV_DONE,    /* the partner sent /done */
+	SRV_RELAYED, /* before BYE: how many of our messages reached the partner */
 	SRV_UNKNOWN,
 };
 
@@ -163,13 +212,15 @@ struct server_line {
 	const char
 		*word; /* HELLO: server name; WAITING: room; PAIRED: peer; ERR: code; BYE: reason */
 	size_t word_len;
-	const char *text; /* MSG, INFO, ERR and BYE: the rest (may be empty) */
+	const char *text; /* MSG, ACTION, INFO, ERR and BYE: the rest (may be empty) */
 	size_t text_len;
 	unsigned version;    /* HELLO */
 	enum chat_mode mode; /* PAIRED */
 	enum first_speaker first;
 	enum error_code error; /* ERR: word as a code, ERR_UNKNOWN if none known */
 	enum bye_reason bye;   /* BYE: word as a reason, BYE_UNKNOWN if none known */
+	unsigned caps;         /* CAPS */
+	unsigned long count;   /* RELAYED */
 };
 
 /* Returns false when the line is not valid protocol (keyword known but fields wrong). */

@@ -16,7 +16,7 @@
 struct room {
 	struct room *next;
 	void *waiter;
-	char name[PROTOCOL_NAME_MAX + 1];
+	char name[PROTOCOL_NAME_BYTES + 1];
 };
 
 struct pairing {
@@ -108,7 +108,7 @@ void *pairing_meet(struct pairing *pairing, const char *room_name, void *newcome
 		*error = ENOMEM;
 		return NULL;
 	}
-	strncpy(room->name, room_name, PROTOCOL_NAME_MAX);
+	strncpy(room->name, room_name, PROTOCOL_NAME_BYTES);
 	room->waiter = newcomer;
 	*slot = room;
 	pairing->waiting++;

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "command.h"
 #include "session.h"
 
 static void server_tick(void *data);
@@ -47,7 +48,9 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	address_key_from(&key, addr, server->config.server.ipv6_prefix);
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
-	struct session *session = from_address ? session_create(server, fd, addr, addr_len) : NULL;
+	struct session *session = from_address ? session_create(server, fd, addr, addr_len,
+								&command_handler)
+					       : NULL;
 	if (session == NULL) {
 		if (from_address)
 			address_counts_remove(server->addresses, &key);
@@ -140,6 +143,9 @@ void server_session_moved(struct server *server, struct session *session, int fr
 	}
 	server->clients += is_open(to) - is_open(from);
 	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
+	/* Counted by server_may_wait on the way in. */
+	if (from == SESSION_WAITING)
+		address_counts_remove(server->waiting, SESSION_KEY(session));
 	if (to == SESSION_GONE) {
 		/* Counted by server_accept before the session was made. */
 		address_counts_remove(server->addresses, SESSION_KEY(session));
@@ -150,6 +156,17 @@ void server_session_moved(struct server *server, struct session *session, int fr
 		if (session->next)
 			session->next->prev = session->prev;
 	}
+}
+
+bool server_may_wait(struct server *server, const struct session *session)
+{
+	unsigned waiting = address_counts_add(server->waiting, SESSION_KEY(session));
+	if (waiting == 0 || waiting > server->config.server.max_waiting_per_address) {
+		if (waiting)
+			address_counts_remove(server->waiting, SESSION_KEY(session));
+		return false;
+	}
+	return true;
 }
 
 /*

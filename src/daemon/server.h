@@ -52,6 +52,10 @@ unsigned server_conversations(const struct server *server);
  */
 void server_session_moved(struct server *server, struct session *session, int from);
 
+/* Whether session may wait in a room (max_waiting_per_address); if so, it
+ * is counted until it leaves SESSION_WAITING, which it enters next. */
+bool server_may_wait(struct server *server, const struct session *session);
+
 /* session flooded: its address is turned away for the refusal window. */
 void server_turn_away(struct server *server, const struct session *session);
 

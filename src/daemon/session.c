@@ -1,10 +1,11 @@
 /*
  * session: one person's state machine, and the conversations between two
- * of them. The connection calls in with lines, the server with accepted
- * sockets, its tick and its stop; session calls the pairing and turn
- * policies and writes to the connections. Every change of a session's
- * state goes through set_state, which checks the transition, keeps the
- * server's counts and leaves the room a waiter was in.
+ * of them. command.c calls in with what each line asks for, the connection
+ * with its other events, the server with accepted sockets, its tick and its
+ * stop; session calls the pairing and conversation policies and writes to
+ * the connections. Every change of a session's state goes through
+ * set_state, which checks the transition, keeps the server's counts and
+ * leaves the room a waiter was in.
  */
 #include "session.h"
 
@@ -14,32 +15,23 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conversation.h"
 #include "log.h"
-#include "turn.h"
 
 /* How long a closing connection may take to read its last lines. */
 #define SESSION_CLOSE_GRACE_MS 5000
 
-/* Two people paired: side 0 waited, side 1 came and, in turns mode, starts. */
-struct conversation {
-	struct session *side[2];
-	struct turn turn;
-	uint64_t last_line_ms;
-};
+const char session_default_name[] = "guest";
 
-static void session_line(void *ctx, const char *line, size_t len);
-static void session_too_long(void *ctx);
-static void session_end(void *ctx, enum connection_end end);
-static void session_drained(void *ctx);
-static void session_queued(struct session *session, int rc);
-static void session_refuse(struct session *session, enum error_code code);
+static struct buffer *output(struct session *session)
+{
+	return connection_output(session->conn);
+}
 
-static const struct connection_handler session_handler = {
-	.on_line = session_line,
-	.on_too_long = session_too_long,
-	.on_drained = session_drained,
-	.on_end = session_end,
-};
+static uint64_t now_ms(const struct session *session)
+{
+	return event_now_ms(session->server->loop);
+}
 
 struct session *session_partner(const struct session *session)
 {
@@ -56,17 +48,15 @@ static void set_state(struct session *session, enum session_state to)
 	/* In a conversation exactly while paired, and on its own side there. */
 	assert((session->conversation != NULL) == (to == SESSION_PAIRED));
 	assert(to != SESSION_PAIRED || session->conversation->side[session->side] == session);
-	if (from == SESSION_WAITING) {
-		/* Still in the room unless the pairing just took it away. */
+	/* Still in the room unless the pairing just took it away. */
+	if (from == SESSION_WAITING)
 		pairing_leave(session->server->pairing, session->room, session);
-		address_counts_remove(session->server->waiting, SESSION_KEY(session));
-	}
 	session->state = to;
 	server_session_moved(session->server, session, (int)from);
 }
 
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len)
+			       socklen_t addr_len, const struct connection_handler *handler)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -76,26 +66,24 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	session->server = server;
 	session->id = ++server->next_id;
 	session->mode = server->config.server.default_mode;
-	strcpy(session->name, "guest");
+	session->name = session_default_name;
 	peer_address_set(&session->peer, addr, addr_len);
 	session->ipv6_prefix = (uint8_t)server->config.server.ipv6_prefix;
 	session->connected_ms = event_now_ms(server->loop);
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
-					  server->config.server.max_queue, &session_handler, session);
+					  server->config.server.max_queue, handler, session);
 	if (session->conn == NULL) {
 		close(fd);
 		free(session);
 		return NULL;
 	}
 	set_state(session, SESSION_NEW);
-	session_queued(session, protocol_append_hello(connection_output(session->conn),
-						      server->config.server.name));
+	session_queued(session, protocol_append_hello(output(session), server->config.server.name));
 	return session;
 }
 
-/* Queues output appended by a protocol_append_* call; rc is that call's result. */
-static void session_queued(struct session *session, int rc)
+void session_queued(struct session *session, int rc)
 {
 	/* Dropped already: its ending is logged once, when the loop ends it. */
 	if (connection_is_aborted(session->conn))
@@ -118,7 +106,7 @@ static void session_queued(struct session *session, int rc)
 }
 
 /* Its queue is empty again: whoever waited on it may go on. */
-static void session_drained(void *ctx)
+void session_drained(void *ctx)
 {
 	struct session *session = ctx;
 	if (session->state == SESSION_PAIRED)
@@ -133,7 +121,7 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 		return;
 	session->conversation = NULL;
 	set_state(session, SESSION_CLOSING);
-	session_queued(session, protocol_append_bye(connection_output(session->conn), reason, text));
+	session_queued(session, protocol_append_bye(output(session), reason, text));
 	connection_close_after_flush(session->conn);
 }
 
@@ -143,14 +131,9 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 static int pair(struct session *waiter, struct session *caller, enum chat_mode mode)
 {
 	struct server *server = waiter->server;
-	struct conversation *conversation = calloc(1, sizeof(*conversation));
+	struct conversation *conversation = conversation_create(waiter, caller, mode, now_ms(waiter));
 	if (conversation == NULL)
 		return -1;
-	conversation->side[0] = waiter;
-	conversation->side[1] = caller;
-	conversation->last_line_ms = event_now_ms(server->loop);
-	/* The caller speaks first, as the original client called the waiting server. */
-	turn_start(&conversation->turn, mode, 1);
 	for (int side = 0; side < 2; side++) {
 		struct session *session = conversation->side[side];
 		session->conversation = conversation;
@@ -159,10 +142,9 @@ static int pair(struct session *waiter, struct session *caller, enum chat_mode m
 	}
 	for (int side = 0; side < 2; side++) {
 		struct session *session = conversation->side[side];
-		session_queued(session,
-			       protocol_append_paired(connection_output(session->conn),
-						      session_partner(session)->name, mode,
-						      turn_first_for(&conversation->turn, side)));
+		session_queued(session, protocol_append_paired(
+						output(session), session_partner(session)->name, mode,
+						turn_first_for(&conversation->turn, side)));
 	}
 	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
 		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
@@ -172,29 +154,54 @@ static int pair(struct session *waiter, struct session *caller, enum chat_mode m
 	return 0;
 }
 
-/* Carries a message to the partner, if it is the sender's turn. */
-static void relay(struct session *from, const char *text, size_t len)
+/* Queues output for to; a partner that is behind holds back from's lines (in
+ * its socket, and in TCP's window beyond) until it has read what it has. */
+static void session_relayed(struct session *from, struct session *to, int rc)
+{
+	session_queued(to, rc);
+	if (connection_backlogged(to->conn))
+		connection_pause_reading(from->conn, true);
+}
+
+enum error_code session_say(struct session *from, const char *text, size_t len, bool action)
 {
 	struct conversation *conversation = from->conversation;
 	struct session *to = session_partner(from);
+	enum error_code refused;
+	int rc;
 
-	if (!turn_may_speak(&conversation->turn, from->side)) {
-		session_refuse(from, ERR_NOT_YOUR_TURN);
-		return;
+	if (from->state != SESSION_PAIRED)
+		return ERR_NOT_PAIRED;
+	if ((refused = conversation_may_speak(conversation, from->side)) != ERR_UNKNOWN)
+		return refused;
+	conversation_spoke(conversation, from->side, now_ms(from));
+	if (!action) {
+		rc = protocol_append_msg(output(to), text, len);
+	} else if (to->caps & CAP_ACTION) {
+		rc = protocol_append_action(output(to), text, len);
+	} else {
+		rc = protocol_append_action_as_msg(output(to), from->name, text, len);
 	}
-	turn_spoke(&conversation->turn, from->side);
-	conversation->last_line_ms = event_now_ms(from->server->loop);
-	session_queued(to, protocol_append_msg(connection_output(to->conn), text, len));
-	/* The partner is behind: hold the sender's lines (in its socket, and in
-	 * TCP's window beyond) until the partner has read what it has. */
-	if (connection_backlogged(to->conn))
-		connection_pause_reading(from->conn, true);
+	session_relayed(from, to, rc);
+	return ERR_UNKNOWN;
+}
+
+enum error_code session_typing(struct session *from)
+{
+	if (from->state != SESSION_PAIRED)
+		return ERR_NOT_PAIRED;
+	struct session *to = session_partner(from);
+	if (conversation_typing(from->conversation, from->side, now_ms(from)) &&
+	    (to->caps & CAP_TYPING))
+		session_relayed(from, to, protocol_append_typing(output(to)));
+	return ERR_UNKNOWN;
 }
 
 /*
  * Ends the conversation session is in. leaver (session, or NULL when it
  * ends for both alike) hears leaver_reason unless it is gone already
- * (tell_leaver false); the other side hears other_reason. Both then close.
+ * (tell_leaver false); the other side hears other_reason. Both then close;
+ * those granted done learn first how many of their messages got through.
  */
 static void end_conversation(struct session *session, struct session *leaver,
 			     enum bye_reason leaver_reason, bool tell_leaver,
@@ -209,12 +216,14 @@ static void end_conversation(struct session *session, struct session *leaver,
 	for (int side = 0; side < 2; side++) {
 		struct session *s = conversation->side[side];
 		s->conversation = NULL;
-		if (s != leaver)
-			session_bye(s, other_reason, NULL);
-		else if (tell_leaver)
-			session_bye(s, leaver_reason, NULL);
+		if (s == leaver && !tell_leaver)
+			continue;
+		if (s->caps & CAP_DONE)
+			session_queued(
+				s, protocol_append_relayed(output(s), conversation->relayed[side]));
+		session_bye(s, s == leaver ? leaver_reason : other_reason, NULL);
 	}
-	free(conversation);
+	conversation_destroy(conversation);
 }
 
 /* Ends this person's part for reason; a partner hears peer-lost. */
@@ -248,9 +257,7 @@ static void log_refusals(struct session *session, bool force)
 			 protocol_error_name((enum error_code)last));
 }
 
-/* Answers the line just received with ERR code (it was not relayed) and logs
- * it, or counts it for the summary; a flood ends the connection instead. */
-static void session_refuse(struct session *session, enum error_code code)
+void session_refuse(struct session *session, enum error_code code)
 {
 	unsigned burst = session->server->config.server.rate_burst;
 
@@ -275,30 +282,32 @@ static void session_refuse(struct session *session, enum error_code code)
 	case REFUSAL_COUNTED:
 		break;
 	}
-	session_queued(session, protocol_append_error(connection_output(session->conn), code, NULL));
+	char text[80];
+	/* Without the limit, nobody knows how much shorter to make it. */
+	snprintf(text, sizeof(text), "Line too long (the limit is %zu bytes); it was not sent",
+		 session->server->config.server.max_line);
+	session_queued(session, protocol_append_error(output(session), code,
+						      code == ERR_TOO_LONG ? text : NULL));
 }
 
-/* --- Commands ------------------------------------------------------------ */
+/* --- What lines ask for ---------------------------------------------------- */
 
-static void join(struct session *session, const char *room, size_t room_len)
+enum error_code session_join(struct session *session, const char *room, size_t room_len)
 {
 	struct server *server = session->server;
 	int error;
 
-	if (room_len == 0)
-		snprintf(session->room, sizeof(session->room), "%s",
-			 server->config.server.default_room);
-	else
-		snprintf(session->room, sizeof(session->room), "%.*s", (int)room_len, room);
-
-	struct session *waiter = pairing_meet(server->pairing, session->room, session, &error);
-	if (waiter == NULL && error == 0) {
+	if (session->state != SESSION_NEW)
+		return ERR_BUSY;
+	session->room = room_len ? strndup(room, room_len)
+				 : strdup(server->config.server.default_room);
+	struct session *waiter = session->room ? pairing_meet(server->pairing, session->room, session,
+							      &error)
+					       : NULL;
+	if (waiter == NULL && session->room && error == 0) {
 		/* Waiting is the cheapest way to hold a slot: a few addresses
 		 * waiting in many rooms could leave no one else a place. */
-		unsigned waiting = address_counts_add(server->waiting, SESSION_KEY(session));
-		if (waiting == 0 || waiting > server->config.server.max_waiting_per_address) {
-			if (waiting)
-				address_counts_remove(server->waiting, SESSION_KEY(session));
+		if (!server_may_wait(server, session)) {
 			pairing_leave(server->pairing, session->room, session);
 			log_notice("#%lu %s (%s) refused: %u people from this address waiting is the "
 				   "limit (max_waiting_per_address)",
@@ -306,14 +315,13 @@ static void join(struct session *session, const char *room, size_t room_len)
 				   server->config.server.max_waiting_per_address);
 			session_bye(session, BYE_ADDRESS_LIMIT,
 				    "Too many people from your address are waiting; try later");
-			return;
+			return ERR_UNKNOWN;
 		}
 		set_state(session, SESSION_WAITING);
 		log_info("#%lu %s (%s) waits in room '%s'", session->id, session->name,
 			 SESSION_WHERE(session), session->room);
-		session_queued(session, protocol_append_waiting(connection_output(session->conn),
-								session->room));
-		return;
+		session_queued(session, protocol_append_waiting(output(session), session->room));
+		return ERR_UNKNOWN;
 	}
 	if (waiter == NULL || pair(waiter, session, waiter->mode) < 0) {
 		log_warnx("#%lu: out of memory while joining", session->id);
@@ -321,82 +329,43 @@ static void join(struct session *session, const char *room, size_t room_len)
 			session_bye(waiter, BYE_SHUTDOWN, "The server is out of memory");
 		session_bye(session, BYE_SHUTDOWN, "The server is out of memory");
 	}
+	return ERR_UNKNOWN;
 }
 
-/* Acts on one command; returns the code it is refused with, or ERR_UNKNOWN. */
-static enum error_code session_handle_command(struct session *session, const struct command *command)
+enum error_code session_done(struct session *session)
 {
-	const struct server_config *cfg = &session->server->config.server;
-	bool joined = session->state != SESSION_NEW;
-
-	switch (command->kind) {
-	case CMD_INVALID:
-		return command->error;
-	case CMD_MESSAGE:
-		if (session->state != SESSION_PAIRED)
-			return ERR_NOT_PAIRED;
-		relay(session, command->arg, command->arg_len);
-		break;
-	case CMD_NAME:
-		if (joined)
-			return ERR_BUSY;
-		snprintf(session->name, sizeof(session->name), "%.*s", (int)command->arg_len,
-			 command->arg);
-		break;
-	case CMD_MODE:
-		if (joined)
-			return ERR_BUSY;
-		if (!(cfg->modes & (1u << command->mode)))
-			return ERR_BAD_MODE;
-		session->mode = command->mode;
-		break;
-	case CMD_JOIN:
-		if (joined)
-			return ERR_BUSY;
-		join(session, command->arg, command->arg_len);
-		break;
-	case CMD_HELP:
-		session_queued(session, protocol_append_help(connection_output(session->conn)));
-		break;
-	case CMD_QUIT:
-		log_info("#%lu %s quits", session->id, session->name);
-		if (session->state == SESSION_PAIRED)
-			end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
-		else
-			session_bye(session, BYE_QUIT, NULL);
-		break;
+	if (session->state != SESSION_PAIRED)
+		return ERR_NOT_PAIRED;
+	struct conversation *conversation = session->conversation;
+	struct session *partner = session_partner(session);
+	if (conversation->done[session->side])
+		return ERR_UNKNOWN;
+	log_info("#%lu %s is done sending", session->id, session->name);
+	if (conversation_done(conversation, session->side)) {
+		end_conversation(session, NULL, BYE_DONE, false, BYE_DONE);
+		return ERR_UNKNOWN;
+	}
+	if (partner->caps & CAP_DONE) {
+		session_relayed(session, partner, protocol_append_done(output(partner)));
+	} else {
+		char text[PROTOCOL_NAME_BYTES + 40];
+		snprintf(text, sizeof(text), "%s has nothing more to send.", session->name);
+		session_relayed(session, partner, protocol_append_info(output(partner), text));
 	}
 	return ERR_UNKNOWN;
 }
 
-static void session_line(void *ctx, const char *line, size_t len)
+void session_quit(struct session *session)
 {
-	struct session *session = ctx;
-	const struct server_config *cfg = &session->server->config.server;
-	struct command command;
-
-	protocol_parse_command(line, len, &command);
-	bool leaving = command.kind == CMD_QUIT;
-	enum error_code refused;
-
-	/* Leaving is never refused, however fast someone types. */
-	if (!leaving && cfg->rate_limit &&
-	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
-		       event_now_ms(session->server->loop)))
-		refused = ERR_RATE_LIMITED;
+	log_info("#%lu %s quits", session->id, session->name);
+	if (session->state == SESSION_PAIRED)
+		end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
 	else
-		refused = session_handle_command(session, &command);
-	if (refused != ERR_UNKNOWN)
-		session_refuse(session, refused);
-}
-
-static void session_too_long(void *ctx)
-{
-	session_refuse(ctx, ERR_TOO_LONG);
+		session_bye(session, BYE_QUIT, NULL);
 }
 
 /* The connection is over: whoever depended on this person learns it. */
-static void session_end(void *ctx, enum connection_end end)
+void session_end(void *ctx, enum connection_end end)
 {
 	struct session *session = ctx;
 
@@ -411,7 +380,24 @@ static void session_end(void *ctx, enum connection_end end)
 	set_state(session, SESSION_GONE);
 	connection_destroy(session->conn);
 	free(session->refused);
+	if (session->name != session_default_name)
+		free((char *)session->name);
+	free(session->room);
 	free(session);
+}
+
+/* Both people hear it before the idle timeout ends their conversation. */
+static void idle_warning(struct session *session, unsigned seconds)
+{
+	char text[96];
+	snprintf(text, sizeof(text),
+		 "Nothing has been said for a while; this conversation ends in %u seconds "
+		 "unless someone writes.",
+		 seconds);
+	for (int side = 0; side < 2; side++) {
+		struct session *s = session->conversation->side[side];
+		session_queued(s, protocol_append_info(output(s), text));
+	}
 }
 
 void session_tick(struct session *session, uint64_t now)
@@ -422,10 +408,17 @@ void session_tick(struct session *session, uint64_t now)
 
 	connection_trim(session->conn);
 	/* A conversation is looked at once, from its first side. */
-	if (session->state == SESSION_PAIRED && session->side == 0 && cfg->idle_timeout &&
-	    now - session->conversation->last_line_ms >= (uint64_t)cfg->idle_timeout * 1000) {
+	switch (session->state == SESSION_PAIRED && session->side == 0
+			? conversation_idle(session->conversation, now, cfg->idle_timeout)
+			: IDLE_NOT_YET) {
+	case IDLE_END:
 		end_conversation(session, NULL, BYE_IDLE, false, BYE_IDLE);
 		return;
+	case IDLE_WARN:
+		idle_warning(session, conversation_idle_lead(cfg->idle_timeout));
+		break;
+	case IDLE_NOT_YET:
+		break;
 	}
 	log_refusals(session, false);
 	if (closing) {

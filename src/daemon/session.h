@@ -1,9 +1,11 @@
 /*
  * session: one person connected to the daemon, as an explicit state
- * machine: NEW (may set name and mode) -> WAITING (at a meeting point) ->
- * PAIRED (in a conversation) -> CLOSING (BYE sent, output draining), and
- * GONE before it is created and once it is freed. Only session.c writes
- * the state; it also owns the conversations (private to it).
+ * machine: NEW (may set name, mode and capabilities) -> WAITING (at a
+ * meeting point) -> PAIRED (in a conversation) -> CLOSING (BYE sent, output
+ * draining), and GONE before it is created and once it is freed. Only
+ * session.c writes the state; it also owns the conversations, whose rules
+ * are conversation.c's. command.c turns each line into one of the
+ * session_* actions below.
  */
 #ifndef TURNCHAT_SESSION_H
 #define TURNCHAT_SESSION_H
@@ -26,6 +28,9 @@ enum session_state {
 
 struct conversation;
 
+/* The name a session has before /name ("guest"); not allocated. */
+extern const char session_default_name[];
+
 /* Every connection has one, so it is kept small (0.5 KiB a connection in all
  * is a benchmark target): the small fields packed, the rarely needed ones
  * made on demand. */
@@ -39,9 +44,10 @@ struct session {
 	uint64_t connected_ms;
 	struct rate_bucket rate;
 	union peer_address peer;
-	char name[PROTOCOL_NAME_MAX + 1];
-	char room[PROTOCOL_NAME_MAX + 1];
+	const char *name;    /* session_default_name, or its own copy */
+	char *room;          /* from /join on */
 	uint8_t state;       /* enum session_state, written by session.c alone */
+	uint8_t caps;        /* enum protocol_cap: what /caps granted */
 	uint8_t mode;        /* enum chat_mode */
 	uint8_t side;        /* 0 (waited) or 1 (came second) within the conversation */
 	uint8_t ipv6_prefix; /* as counted on arrival, so it is uncounted the same */
@@ -55,9 +61,13 @@ static inline const struct address_key *session_key(const struct session *s, str
 }
 #define SESSION_KEY(s) session_key((s), &(struct address_key){0})
 
-/* Takes over fd. Returns NULL (fd closed) when out of memory. */
+/* Takes over fd; its lines go to handler (command.c's), with the session as
+ * context. Returns NULL (fd closed) when out of memory. */
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len);
+			       socklen_t addr_len, const struct connection_handler *handler);
+/* The connection's other events, for that handler. */
+void session_drained(void *session);
+void session_end(void *session, enum connection_end end);
 
 /* The peer's address as text, for log lines. */
 #define SESSION_WHERE(s) \
@@ -74,5 +84,21 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 
 /* The server stops: BYE shutdown, to both sides of a conversation. */
 void session_shutdown(struct session *session);
+
+/*
+ * What a person's lines ask for, called by command.c. Each returns the
+ * code to refuse the line with, or ERR_UNKNOWN when it was done.
+ */
+enum error_code session_join(struct session *session, const char *room, size_t len);
+/* A message, or with action a /me, to the partner. */
+enum error_code session_say(struct session *session, const char *text, size_t len, bool action);
+enum error_code session_typing(struct session *session);
+enum error_code session_done(struct session *session);
+void session_quit(struct session *session);
+/* Sends what a protocol_append_* call (its result rc) put in the output. */
+void session_queued(struct session *session, int rc);
+/* Answers the line just received with ERR code (it had no effect) and logs
+ * it, or counts it for the summary; a flood ends the connection instead. */
+void session_refuse(struct session *session, enum error_code code);
 
 #endif

@@ -175,6 +175,11 @@ void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now
 		break;
 	case SRV_WAITING:
 	case SRV_INFO:
+	case SRV_CAPS: /* the bench asks for no capabilities */
+	case SRV_TYPING:
+	case SRV_ACTION:
+	case SRV_DONE:
+	case SRV_RELAYED:
 	case SRV_UNKNOWN:
 		break;
 	}

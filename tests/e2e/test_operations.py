@@ -269,7 +269,7 @@ def test_lowering_max_line_mid_line_refuses_that_line_and_keeps_the_connection(m
     caller.send_bytes(b"z" * 300_000)
     time.sleep(0.5)
     reload(d, "max_line = 4096;")
-    assert caller.line() == "ERR too-long Line too long; it was not sent"
+    assert caller.line() == "ERR too-long Line too long (the limit is 4096 bytes); it was not sent"
     caller.send_bytes(b"z" * 50_000 + b"\n")
     caller.send("hello after")
     assert waiter.line() == "MSG hello after"

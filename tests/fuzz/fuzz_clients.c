@@ -59,13 +59,15 @@ static void scan_sent(struct client *c, bool final)
 			return;
 		}
 		struct command cmd;
-		protocol_parse_command(c->wrote + start, end - start, &cmd);
-		if (cmd.kind != CMD_MESSAGE)
+		protocol_parse_command(c->wrote + start, end - start, PROTOCOL_CAPS_ALL, &cmd);
+		if (cmd.kind != CMD_MESSAGE && cmd.kind != CMD_ACTION)
 			continue;
 		c->msg_off = realloc(c->msg_off, (c->msg_count + 1) * sizeof(size_t));
 		c->msg_len = realloc(c->msg_len, (c->msg_count + 1) * sizeof(size_t));
-		FUZZ_CHECK(c->msg_off && c->msg_len, "out of memory");
+		c->msg_action = realloc(c->msg_action, (c->msg_count + 1) * sizeof(bool));
+		FUZZ_CHECK(c->msg_off && c->msg_len && c->msg_action, "out of memory");
 		c->msg_off[c->msg_count] = (size_t)(cmd.arg - c->wrote);
+		c->msg_action[c->msg_count] = cmd.kind == CMD_ACTION;
 		c->msg_len[c->msg_count++] = cmd.arg_len;
 	}
 }
@@ -97,17 +99,32 @@ static bool is_token(const char *word, size_t len)
 	return true;
 }
 
-/* A MSG must be the partner's next message, or one after it that was not
- * refused: never from anyone else, never twice, never out of order. */
-static void check_msg(struct clients *all, struct client *c, int index, const char *text, size_t len)
+/* Whether the partner's message i is what arrived: a message as MSG with
+ * its text, a /me as ACTION with its text or, to a client that did not ask
+ * for actions, as MSG "* name text". */
+static bool is_message(const struct client *from, size_t i, bool action, const char *text, size_t len)
+{
+	const char *sent = from->wrote + from->msg_off[i];
+	size_t sent_len = from->msg_len[i];
+
+	if (from->msg_action[i] && !action)
+		return len > sent_len + 3 && memcmp(text, "* ", 2) == 0 &&
+		       text[len - sent_len - 1] == ' ' &&
+		       memcmp(text + len - sent_len, sent, sent_len) == 0;
+	return from->msg_action[i] == action && sent_len == len && memcmp(sent, text, len) == 0;
+}
+
+/* A MSG or ACTION must be the partner's next message, or one after it that
+ * was not refused: never from anyone else, never twice, never out of order. */
+static void check_msg(struct clients *all, struct client *c, int index, bool action, const char *text,
+		      size_t len)
 {
 	FUZZ_CHECK(c->paired && c->partner >= 0, "client %d: MSG while not paired", index);
-	FUZZ_CHECK(len > 0 && len <= all->max_line_ever && ref_check_text(text, len) == 0,
+	FUZZ_CHECK(len > 0 && len <= all->max_line_ever + 4 + PROTOCOL_NAME_BYTES &&
+			   ref_check_text(text, len) == 0,
 		   "client %d: MSG text is empty, too long or not clean", index);
 	struct client *from = &all->c[c->partner];
-	while (c->match < from->msg_count &&
-	       !(from->msg_len[c->match] == len &&
-		 memcmp(from->wrote + from->msg_off[c->match], text, len) == 0))
+	while (c->match < from->msg_count && !is_message(from, c->match, action, text, len))
 		c->match++;
 	FUZZ_CHECK(c->match < from->msg_count,
 		   "client %d: MSG '%.*s' is not the next thing client %d sent", index, (int)len,
@@ -120,6 +137,8 @@ static void client_line(struct clients *all, struct client *c, int index, const 
 {
 	struct server_line sl;
 	FUZZ_CHECK(!c->bye, "client %d: a line after BYE: '%.*s'", index, (int)len, line);
+	FUZZ_CHECK(!c->relayed || (len > 4 && memcmp(line, "BYE ", 4) == 0),
+		   "client %d: '%.*s' after RELAYED, not BYE", index, (int)len, line);
 	FUZZ_CHECK(protocol_parse_server_line(line, len, &sl) && sl.keyword != SRV_UNKNOWN,
 		   "client %d: malformed line '%.*s'", index, (int)len, line);
 	c->lines++;
@@ -159,7 +178,19 @@ static void client_line(struct clients *all, struct client *c, int index, const 
 				   c->partner);
 		break;
 	case SRV_MSG:
-		check_msg(all, c, index, sl.text, sl.text_len);
+	case SRV_ACTION:
+		check_msg(all, c, index, sl.keyword == SRV_ACTION, sl.text, sl.text_len);
+		break;
+	case SRV_CAPS:
+		FUZZ_CHECK(!c->waiting && !c->paired, "client %d: CAPS after /join", index);
+		break;
+	case SRV_TYPING:
+	case SRV_DONE:
+		FUZZ_CHECK(c->paired, "client %d: TYPING or DONE while not paired", index);
+		break;
+	case SRV_RELAYED:
+		FUZZ_CHECK(c->paired, "client %d: RELAYED while not paired", index);
+		c->relayed = true;
 		break;
 	case SRV_ERR:
 		FUZZ_CHECK(is_token(sl.word, sl.word_len), "client %d: ERR code", index);
@@ -234,5 +265,6 @@ void clients_free(struct clients *all)
 		free(all->c[i].wrote);
 		free(all->c[i].msg_off);
 		free(all->c[i].msg_len);
+		free(all->c[i].msg_action);
 	}
 }

@@ -18,8 +18,9 @@ struct client {
 	unsigned long id;   /* the daemon's session id */
 	bool reading, shut; /* we read what arrives; we half-closed */
 	bool hello, waiting, paired, bye, eof, must_hear_bye;
-	int lines;   /* lines read */
-	int partner; /* index, -1 before relay_start */
+	bool relayed; /* RELAYED came: BYE must come next */
+	int lines;    /* lines read */
+	int partner;  /* index, -1 before relay_start */
 	enum chat_mode mode;
 	enum first_speaker first;
 	size_t match; /* MSGs matched so far in the partner's messages */
@@ -28,6 +29,7 @@ struct client {
 	char *wrote; /* every byte the daemon may have read from us */
 	size_t wrote_len, scanned;
 	size_t *msg_off, *msg_len, msg_count; /* the messages in it */
+	bool *msg_action;                     /* that message was a /me */
 };
 
 struct clients {

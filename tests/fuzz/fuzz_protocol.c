@@ -139,13 +139,13 @@ static void parse_framed(const struct buffer *out, struct command *command)
 	enum frame_result r = protocol_frame(&framer, buffer_peek(out), buffer_length(out),
 					     PROTOCOL_DEFAULT_MAX_LINE * 4, &line_len, &consumed);
 	FUZZ_CHECK(r == FRAME_LINE && consumed == buffer_length(out), "formatted line frames");
-	protocol_parse_command(buffer_peek(out), line_len, command);
+	protocol_parse_command(buffer_peek(out), line_len, PROTOCOL_CAPS_ALL, command);
 }
 
 static void check_command(const char *line, size_t len)
 {
 	struct command c;
-	protocol_parse_command(line, len, &c);
+	protocol_parse_command(line, len, PROTOCOL_CAPS_ALL, &c);
 	int ref = ref_check_text(line, len);
 
 	if (ref != 0) {

@@ -281,7 +281,7 @@ static void test_many_errors(void **state)
 		      "err, warning, notice, info, debug");
 	assert_report(&r, 6, "many-errors.conf",
 		      ":13: client.name: \"no spaces\" is not a valid name "
-		      "(1 to 32 of A-Z a-z 0-9 _ . -)");
+		      "(1 to 32 letters, digits, _ . or -)");
 }
 
 static void test_unknown_keys(void **state)
@@ -357,6 +357,29 @@ static void test_ranges(void **state)
 	assert_int_equal(cfg.server.idle_timeout, CONFIG_IDLE_TIMEOUT_MAX);
 }
 
+static void test_booleans(void **state)
+{
+	struct config cfg;
+	struct reports r;
+
+	(void)state;
+	defaults(&cfg);
+	assert_true(cfg.server.typing);
+	assert_true(cfg.client.typing);
+	assert_false(cfg.client.bell);
+	assert_int_equal(load(&cfg, "booleans-bad.conf", &r), 2);
+	assert_report(&r, 0, "booleans-bad.conf",
+		      ":1: server.typing: expected true or false, found an integer");
+	assert_report(&r, 1, "booleans-bad.conf",
+		      ":2: client.bell: expected true or false, found a string");
+	assert_true(cfg.server.typing);
+	assert_int_equal(load(&cfg, "booleans.conf", &r), 0);
+	assert_false(cfg.server.typing);
+	assert_false(cfg.client.typing);
+	assert_true(cfg.client.bell);
+	assert_string_equal(cfg.client.name, "Zo\xc3\xab");
+}
+
 static void test_bad_names(void **state)
 {
 	struct config cfg;
@@ -367,16 +390,17 @@ static void test_bad_names(void **state)
 	assert_int_equal(load(&cfg, "bad-names.conf", &r), 4);
 	assert_report(
 		&r, 0, "bad-names.conf",
-		":2: server.name: \"turn chat\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+		":2: server.name: \"turn chat\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	assert_report(
 		&r, 1, "bad-names.conf",
-		":3: server.default_room: \"\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+		":3: server.default_room: \"\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	/* A control byte is not echoed as is. */
-	assert_report(&r, 2, "bad-names.conf",
-		      ":7: client.name: \"a?b\" is not a valid name (1 to 32 of A-Z a-z 0-9 _ . -)");
+	assert_report(
+		&r, 2, "bad-names.conf",
+		":7: client.name: \"a?b\" is not a valid name (1 to 32 letters, digits, _ . or -)");
 	assert_report(&r, 3, "bad-names.conf",
 		      ":8: client.room: \"a-room-name-that-is-33-chars-long\" is not a valid name "
-		      "(1 to 32 of A-Z a-z 0-9 _ . -)");
+		      "(1 to 32 letters, digits, _ . or -)");
 
 	assert_int_equal(load(&cfg, "bad-host.conf", &r), 1);
 	assert_report(&r, 0, "bad-host.conf",
@@ -482,15 +506,25 @@ int main(int argc, char **argv)
 {
 	static char default_shipped[1024];
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),     cmocka_unit_test(test_good_file),
-		cmocka_unit_test(test_shipped_file), cmocka_unit_test(test_layering),
-		cmocka_unit_test(test_empty_file),   cmocka_unit_test(test_missing_file),
-		cmocka_unit_test(test_directory),    cmocka_unit_test(test_syntax_error),
-		cmocka_unit_test(test_many_errors),  cmocka_unit_test(test_unknown_keys),
-		cmocka_unit_test(test_not_groups),   cmocka_unit_test(test_wrong_types),
-		cmocka_unit_test(test_ranges),       cmocka_unit_test(test_bad_names),
-		cmocka_unit_test(test_bad_modes),    cmocka_unit_test(test_unchanged_after_error),
-		cmocka_unit_test(test_no_report),    cmocka_unit_test(test_check_default_mode),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_good_file),
+		cmocka_unit_test(test_shipped_file),
+		cmocka_unit_test(test_layering),
+		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_syntax_error),
+		cmocka_unit_test(test_many_errors),
+		cmocka_unit_test(test_unknown_keys),
+		cmocka_unit_test(test_not_groups),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_ranges),
+		cmocka_unit_test(test_booleans),
+		cmocka_unit_test(test_bad_names),
+		cmocka_unit_test(test_bad_modes),
+		cmocka_unit_test(test_unchanged_after_error),
+		cmocka_unit_test(test_no_report),
+		cmocka_unit_test(test_check_default_mode),
 	};
 
 	if (argc < 2 || argc > 3) {

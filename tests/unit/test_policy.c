@@ -1,5 +1,6 @@
 /*
- * Unit tests for turn.c (who may speak) and pairing.c (who meets whom).
+ * Unit tests for turn.c (who may speak), conversation.c (the rest of a
+ * conversation's rules) and pairing.c (who meets whom).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "conversation.h"
 #include "pairing.h"
 #include "turn.h"
 
@@ -83,6 +85,84 @@ static void test_free_mode(void **state)
 			turn_spoke(&t, speakers[i]);
 		}
 	}
+}
+
+/* --- Conversation rules --------------------------------------------------- */
+
+static void test_conversation_turns_and_counts(void **state)
+{
+	struct conversation *c = conversation_create(NULL, NULL, CHAT_MODE_TURNS, 1000);
+
+	(void)state;
+	assert_non_null(c);
+	assert_int_equal(conversation_may_speak(c, 1), ERR_UNKNOWN);
+	assert_int_equal(conversation_may_speak(c, 0), ERR_NOT_YOUR_TURN);
+	conversation_spoke(c, 1, 2000);
+	assert_int_equal(conversation_may_speak(c, 1), ERR_NOT_YOUR_TURN);
+	assert_int_equal(conversation_may_speak(c, 0), ERR_UNKNOWN);
+	conversation_spoke(c, 0, 3000);
+	conversation_spoke(c, 1, 4000);
+	assert_int_equal(c->relayed[0], 1);
+	assert_int_equal(c->relayed[1], 2);
+	assert_int_equal(c->last_line_ms, 4000);
+	conversation_destroy(c);
+}
+
+/* Once one side is done, it may send nothing, and the other needs no turn. */
+static void test_conversation_done(void **state)
+{
+	struct conversation *c = conversation_create(NULL, NULL, CHAT_MODE_TURNS, 1000);
+
+	(void)state;
+	conversation_spoke(c, 1, 1000);
+	assert_false(conversation_done(c, 0));
+	assert_int_equal(conversation_may_speak(c, 0), ERR_DONE);
+	assert_int_equal(conversation_may_speak(c, 1), ERR_UNKNOWN);
+	conversation_spoke(c, 1, 1100);
+	assert_int_equal(conversation_may_speak(c, 1), ERR_UNKNOWN);
+	assert_true(conversation_done(c, 1));
+	assert_int_equal(conversation_may_speak(c, 1), ERR_DONE);
+	conversation_destroy(c);
+}
+
+static void test_conversation_typing_pace(void **state)
+{
+	struct conversation *c = conversation_create(NULL, NULL, CHAT_MODE_FREE, 1000);
+
+	(void)state;
+	assert_true(conversation_typing(c, 0, 5000));
+	assert_false(conversation_typing(c, 0, 5999));
+	assert_true(conversation_typing(c, 1, 5999)); /* each side has its own pace */
+	assert_true(conversation_typing(c, 0, 6000));
+	/* A message, then typing again: told at once. */
+	conversation_spoke(c, 0, 6100);
+	assert_true(conversation_typing(c, 0, 6200));
+	/* Typing is activity for the idle clock. */
+	assert_int_equal(c->last_line_ms, 6200);
+	conversation_destroy(c);
+}
+
+static void test_conversation_idle(void **state)
+{
+	struct conversation *c = conversation_create(NULL, NULL, CHAT_MODE_FREE, 0);
+
+	(void)state;
+	assert_int_equal(conversation_idle_lead(3600), 60);
+	assert_int_equal(conversation_idle_lead(100), 50);
+	assert_int_equal(conversation_idle_lead(1), 0);
+	assert_int_equal(conversation_idle(c, 3539999, 3600), IDLE_NOT_YET);
+	assert_int_equal(conversation_idle(c, 3540000, 3600), IDLE_WARN);
+	assert_int_equal(conversation_idle(c, 3550000, 3600), IDLE_NOT_YET); /* once */
+	assert_int_equal(conversation_idle(c, 3600000, 3600), IDLE_END);
+	assert_int_equal(conversation_idle(c, 99999999, 0), IDLE_NOT_YET);
+	/* Speaking starts a new quiet spell, with a warning of its own. */
+	conversation_spoke(c, 0, 3599000);
+	assert_int_equal(conversation_idle(c, 3600000, 3600), IDLE_NOT_YET);
+	assert_int_equal(conversation_idle(c, 3599000 + 3540000, 3600), IDLE_WARN);
+	/* Too short a timeout for a warning: it just ends. */
+	assert_int_equal(conversation_idle(c, 3599000 + 999, 1), IDLE_NOT_YET);
+	assert_int_equal(conversation_idle(c, 3599000 + 1000, 1), IDLE_END);
+	conversation_destroy(c);
 }
 
 /* --- Pairing ------------------------------------------------------------- */
@@ -226,6 +306,10 @@ int main(void)
 		cmocka_unit_test(test_turns_alternate),
 		cmocka_unit_test(test_turns_wrong_side),
 		cmocka_unit_test(test_free_mode),
+		cmocka_unit_test(test_conversation_turns_and_counts),
+		cmocka_unit_test(test_conversation_done),
+		cmocka_unit_test(test_conversation_typing_pace),
+		cmocka_unit_test(test_conversation_idle),
 		cmocka_unit_test_setup_teardown(test_pair_same_room, setup_pairing, teardown_pairing),
 		cmocka_unit_test_setup_teardown(test_pair_rooms_independent, setup_pairing,
 						teardown_pairing),

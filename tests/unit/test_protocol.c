@@ -277,16 +277,45 @@ static void test_check_text(void **state)
 
 static void test_valid_name(void **state)
 {
-	static const char *const good[] = {"a", "Barret_the-2nd.x", "AZaz09_.-",
-					   "abcdefghijklmnopqrstuvwxyz012345"};
-	static const char *const bad[] = {"",
-					  "abcdefghijklmnopqrstuvwxyz0123456",
-					  "a b",
-					  "a/b",
-					  "a@b",
-					  "a\tb",
-					  "caf\xc3\xa9",
-					  "room!"};
+	/* Letters and digits of any script; 32 characters, however many bytes. */
+	static const char *const good[] = {
+		"a",
+		"Barret_the-2nd.x",
+		"AZaz09_.-",
+		"abcdefghijklmnopqrstuvwxyz012345",
+		"Zo\xc3\xab",               /* Zoë */
+		"\xd0\x90\xd0\xbd\xd1\x8f", /* Аня */
+		"\xe5\xb1\xb1\xe7\x94\xb0", /* 山田 */
+		"\xd9\xa3\xd9\xa4",         /* Arabic-Indic digits */
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"};
+	static const char *const bad[] = {
+		"",
+		"abcdefghijklmnopqrstuvwxyz0123456",
+		"a b",
+		"a/b",
+		"a@b",
+		"a\tb",
+		"room!",
+		"a\xe2\x80\xae"
+		"b", /* U+202E right-to-left override */
+		"a\xe2\x80\x8d"
+		"b", /* U+200D zero-width joiner */
+		"a\xe2\x80\xa8"
+		"b", /* U+2028 line separator */
+		"a\xc2\xa0"
+		"b", /* U+00A0 no-break space */
+		"a\xe3\x80\x80"
+		"b",                /* U+3000 ideographic space */
+		"\xf0\x9f\x98\x80", /* an emoji is not a letter */
+		"caf\xc3",          /* cut UTF-8 */
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f\xd1\x8f"
+		"\xd1\x8f"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(good); i++)
@@ -336,6 +365,16 @@ static void test_parse_command(void **state)
 		BAD("/name b@d", ERR_BAD_NAME),
 		BAD("/name a b", ERR_BAD_NAME),
 		BAD("/name abcdefghijklmnopqrstuvwxyz0123456", ERR_BAD_NAME),
+		CMD("/name Zo\xc3\xab", CMD_NAME, "Zo\xc3\xab"),
+		CMD("/caps typing action done", CMD_CAPS, "typing action done"),
+		CMD("/caps later-thing", CMD_CAPS, "later-thing"),
+		BAD("/caps", ERR_BAD_COMMAND),
+		CMD("/typing", CMD_TYPING, ""),
+		BAD("/typing now", ERR_BAD_COMMAND),
+		CMD("/me waves", CMD_ACTION, "waves"),
+		BAD("/me", ERR_BAD_COMMAND),
+		CMD("/done", CMD_DONE, ""),
+		BAD("/done x", ERR_BAD_COMMAND),
 		MODE("/mode turns", CHAT_MODE_TURNS),
 		MODE("/mode free", CHAT_MODE_FREE),
 		BAD("/mode bogus", ERR_BAD_MODE),
@@ -370,7 +409,7 @@ static void test_parse_command(void **state)
 		const struct cmd_case *c = &cases[i];
 		struct command cmd;
 
-		protocol_parse_command(c->line, c->len, &cmd);
+		protocol_parse_command(c->line, c->len, PROTOCOL_CAPS_ALL, &cmd);
 		if (cmd.kind != c->kind || (c->kind == CMD_INVALID && cmd.error != c->error))
 			print_error("command case %zu: kind %d error %d\n", i, cmd.kind, cmd.error);
 		assert_int_equal(cmd.kind, c->kind);
@@ -383,14 +422,52 @@ static void test_parse_command(void **state)
 	}
 }
 
+/* Without its capability a verb is unknown, exactly as in plain v1. */
+static void test_parse_command_without_caps(void **state)
+{
+	static const char *const lines[] = {"/typing", "/me waves", "/done"};
+	static const unsigned needs[] = {CAP_TYPING, CAP_ACTION, CAP_DONE};
+	struct command cmd;
+
+	(void)state;
+	for (size_t i = 0; i < COUNT(lines); i++) {
+		protocol_parse_command(lines[i], strlen(lines[i]), 0, &cmd);
+		assert_int_equal(cmd.kind, CMD_INVALID);
+		assert_int_equal(cmd.error, ERR_BAD_COMMAND);
+		protocol_parse_command(lines[i], strlen(lines[i]), PROTOCOL_CAPS_ALL & ~needs[i],
+				       &cmd);
+		assert_int_equal(cmd.error, ERR_BAD_COMMAND);
+		protocol_parse_command(lines[i], strlen(lines[i]), needs[i], &cmd);
+		assert_int_not_equal(cmd.kind, CMD_INVALID);
+	}
+	/* /caps itself needs nothing: it is how a client asks. */
+	protocol_parse_command(S("/caps typing"), 0, &cmd);
+	assert_int_equal(cmd.kind, CMD_CAPS);
+}
+
+static void test_caps_words(void **state)
+{
+	char text[64];
+
+	(void)state;
+	assert_int_equal(protocol_parse_caps(S("typing action done")), PROTOCOL_CAPS_ALL);
+	assert_int_equal(protocol_parse_caps(S("done  bogus typing")), CAP_DONE | CAP_TYPING);
+	assert_int_equal(protocol_parse_caps(S("")), 0);
+	assert_int_equal(protocol_parse_caps(S("typingx actio")), 0);
+	assert_int_equal(protocol_format_caps(CAP_ACTION | CAP_DONE, text, sizeof(text)), 11);
+	assert_string_equal(text, "action done");
+	assert_int_equal(protocol_format_caps(0, text, sizeof(text)), 0);
+	assert_string_equal(text, "");
+}
+
 static void test_names_of_codes(void **state)
 {
-	static const char *const errs[] = {"not-your-turn", "not-paired",  "too-long",    "bad-utf8",
-					   "control-char",  "bad-command", "bad-name",    "bad-mode",
-					   "busy",          "empty",       "rate-limited"};
+	static const char *const errs[] = {"not-your-turn", "not-paired",  "too-long",     "bad-utf8",
+					   "control-char",  "bad-command", "bad-name",     "bad-mode",
+					   "busy",          "empty",       "rate-limited", "done"};
 	static const char *const byes[] = {"quit",     "peer-quit",   "peer-lost",     "shutdown",
 					   "idle",     "server-full", "address-limit", "join-timeout",
-					   "too-slow", "flood",       "protocol"};
+					   "too-slow", "flood",       "protocol",      "done"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(errs); i++) {
@@ -477,6 +554,38 @@ static int command_bare(struct buffer *b)
 {
 	return protocol_append_command(b, "quit", NULL);
 }
+static int caps_request(struct buffer *b)
+{
+	return protocol_append_caps_request(b, PROTOCOL_CAPS_ALL);
+}
+static int caps(struct buffer *b)
+{
+	return protocol_append_caps(b, CAP_TYPING | CAP_DONE);
+}
+static int caps_none(struct buffer *b)
+{
+	return protocol_append_caps(b, 0);
+}
+static int typing(struct buffer *b)
+{
+	return protocol_append_typing(b);
+}
+static int action(struct buffer *b)
+{
+	return protocol_append_action(b, S("waves  back"));
+}
+static int action_as_msg(struct buffer *b)
+{
+	return protocol_append_action_as_msg(b, "Barret", S("waves"));
+}
+static int done(struct buffer *b)
+{
+	return protocol_append_done(b);
+}
+static int relayed(struct buffer *b)
+{
+	return protocol_append_relayed(b, 1234567);
+}
 
 static const struct format_case {
 	int (*format)(struct buffer *);
@@ -506,6 +615,14 @@ static const struct format_case {
 	{message_slash, "//x\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{command, "/name Bob\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{command_bare, "/quit\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{caps_request, "/caps typing action done\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{caps, "CAPS typing done\n", SRV_CAPS, "", "", 0, 0},
+	{caps_none, "CAPS\n", SRV_CAPS, "", "", 0, 0},
+	{typing, "TYPING\n", SRV_TYPING, "", "", 0, 0},
+	{action, "ACTION waves  back\n", SRV_ACTION, "", "waves  back", 0, 0},
+	{action_as_msg, "MSG * Barret waves\n", SRV_MSG, "", "* Barret waves", 0, 0},
+	{done, "DONE\n", SRV_DONE, "", "", 0, 0},
+	{relayed, "RELAYED 1234567\n", SRV_RELAYED, "", "", 0, 0},
 };
 
 /* Each line is appended whole when it fits exactly, and not at all when one byte short. */
@@ -555,6 +672,8 @@ static void test_server_round_trip(void **state)
 		assert_int_equal(p.version, c->keyword == SRV_HELLO ? PROTOCOL_VERSION : 0);
 		assert_int_equal(p.mode, c->mode);
 		assert_int_equal(p.first, c->first);
+		assert_int_equal(p.caps, c->format == caps ? CAP_TYPING | CAP_DONE : 0);
+		assert_int_equal(p.count, c->format == relayed ? 1234567 : 0);
 		at[0] = '\0';
 	}
 }
@@ -586,6 +705,13 @@ static void test_server_parse_errors(void **state)
 		"WAITING",
 		"ERR",
 		"BYE",
+		"TYPING now",
+		"DONE x",
+		"RELAYED",
+		"RELAYED -1",
+		"RELAYED 1x",
+		"RELAYED 1 2",
+		"RELAYED 12345678901234567890",
 	};
 	struct server_line p;
 
@@ -653,6 +779,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_check_text_every_offset, report_at),
 		cmocka_unit_test(test_valid_name),
 		cmocka_unit_test(test_parse_command),
+		cmocka_unit_test(test_parse_command_without_caps),
+		cmocka_unit_test(test_caps_words),
 		cmocka_unit_test(test_names_of_codes),
 		cmocka_unit_test_teardown(test_format, report_at),
 		cmocka_unit_test_teardown(test_server_round_trip, report_at),

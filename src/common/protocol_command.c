@@ -1,0 +1,116 @@
+/*
+ * protocol_command: the lines a client sends. The daemon's session parses
+ * them (protocol_parse_command); the client and the tests format them.
+ */
+#include <string.h>
+
+#include "protocol.h"
+
+/* Fills in command; returns why the line is refused, or ERR_UNKNOWN. */
+static enum error_code parse_command(const char *line, size_t len, unsigned caps,
+				     struct command *command)
+{
+	static const struct {
+		const char *verb;
+		enum command_kind kind;
+		bool takes_arg, needs_arg;
+		unsigned cap; /* needed to use it at all */
+	} verbs[] = {
+		{"/name", CMD_NAME, true, true, 0},
+		{"/mode", CMD_MODE, true, true, 0},
+		{"/join", CMD_JOIN, true, false, 0},
+		{"/q", CMD_QUIT, false, false, 0},
+		{"/quit", CMD_QUIT, false, false, 0},
+		{"/help", CMD_HELP, false, false, 0},
+		{"/caps", CMD_CAPS, true, true, 0},
+		{"/typing", CMD_TYPING, false, false, CAP_TYPING},
+		{"/me", CMD_ACTION, true, true, CAP_ACTION},
+		{"/done", CMD_DONE, false, false, CAP_DONE},
+	};
+
+	switch (protocol_check_text(line, len)) {
+	case TEXT_BAD_UTF8:
+		return ERR_BAD_UTF8;
+	case TEXT_CONTROL_CHAR:
+		return ERR_CONTROL_CHAR;
+	case TEXT_OK:
+		break;
+	}
+	if (len == 0)
+		return ERR_EMPTY;
+	if (protocol_is_message(line, len)) {
+		size_t skip = line[0] == '/' ? 1 : 0;
+		command->kind = CMD_MESSAGE;
+		command->arg = line + skip;
+		command->arg_len = len - skip;
+		return ERR_UNKNOWN;
+	}
+	const char *space = memchr(line, ' ', len);
+	size_t verb_len = space ? (size_t)(space - line) : len;
+	const char *arg = space ? space + 1 : line + len;
+	size_t arg_len = space ? len - verb_len - 1 : 0;
+	for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++) {
+		if (strlen(verbs[i].verb) != verb_len || memcmp(verbs[i].verb, line, verb_len) != 0)
+			continue;
+		/* Without the capability the verb does not exist, as in plain v1. */
+		if (verbs[i].cap & ~caps)
+			return ERR_BAD_COMMAND;
+		if ((arg_len > 0 && !verbs[i].takes_arg) || (arg_len == 0 && verbs[i].needs_arg) ||
+		    (space && arg_len == 0))
+			return ERR_BAD_COMMAND;
+		command->kind = verbs[i].kind;
+		command->arg = arg;
+		command->arg_len = arg_len;
+		if (command->kind == CMD_MODE && !protocol_parse_mode(arg, arg_len, &command->mode))
+			return ERR_BAD_MODE;
+		if ((command->kind == CMD_NAME || command->kind == CMD_JOIN) && arg_len > 0 &&
+		    !protocol_valid_name(arg, arg_len))
+			return ERR_BAD_NAME;
+		return ERR_UNKNOWN;
+	}
+	return ERR_BAD_COMMAND;
+}
+
+void protocol_parse_command(const char *line, size_t len, unsigned caps, struct command *command)
+{
+	memset(command, 0, sizeof(*command));
+	command->error = parse_command(line, len, caps, command);
+	if (command->error != ERR_UNKNOWN)
+		command->kind = CMD_INVALID;
+}
+
+int protocol_append_message(struct buffer *out, const char *text, size_t len)
+{
+	bool escape = len > 0 && text[0] == '/';
+	size_t total = len + (escape ? 1 : 0) + 1;
+
+	if (total > buffer_room(out))
+		return -1;
+	if (escape)
+		buffer_append(out, "/", 1);
+	buffer_append(out, text, len);
+	return buffer_append(out, "\n", 1);
+}
+
+int protocol_append_command(struct buffer *out, const char *command, const char *arg)
+{
+	size_t c = strlen(command), a = arg ? strlen(arg) : 0;
+	size_t total = 1 + c + (arg ? 1 + a : 0) + 1;
+
+	if (total > buffer_room(out))
+		return -1;
+	buffer_append(out, "/", 1);
+	buffer_append(out, command, c);
+	if (arg) {
+		buffer_append(out, " ", 1);
+		buffer_append(out, arg, a);
+	}
+	return buffer_append(out, "\n", 1);
+}
+
+int protocol_append_caps_request(struct buffer *out, unsigned caps)
+{
+	char words[64];
+	protocol_format_caps(caps, words, sizeof(words));
+	return protocol_append_command(out, "caps", words);
+}
