@@ -135,7 +135,8 @@ unsigned display_width(const char *text, size_t len)
 	return total;
 }
 
-void display_cursor(const char *text, size_t len, unsigned cols, unsigned *row, unsigned *column)
+void display_cursor(const char *text, size_t len, unsigned cols, bool more, unsigned *row,
+		    unsigned *column)
 {
 	unsigned y = 0, x = 0, w;
 
@@ -147,8 +148,8 @@ void display_cursor(const char *text, size_t len, unsigned cols, unsigned *row, 
 		}
 		x += w;
 	}
-	/* A row filled to the last column: the cursor waits at the next one. */
-	if (cols > 0 && x >= cols) {
+	/* A row filled to the last column: the cursor is on what follows, if anything. */
+	if (cols > 0 && x >= cols && more) {
 		y++;
 		x = 0;
 	}

@@ -47,9 +47,12 @@ unsigned display_width(const char *text, size_t len);
  * Where the cursor is after text[0, len) (safe, no TABs) is drawn from the
  * start of a row cols wide and wrapped by the terminal: its row (from 0) and
  * column. A wide character that does not fit at the end of a row moves to
- * the next row, as terminals do.
+ * the next row, as terminals do. When the text fills its last row exactly,
+ * the cursor is at the start of the next row if a character follows it on
+ * the line (more), else it waits at the end of the row (column cols).
  */
-void display_cursor(const char *text, size_t len, unsigned cols, unsigned *row, unsigned *column);
+void display_cursor(const char *text, size_t len, unsigned cols, bool more, unsigned *row,
+		    unsigned *column);
 
 /*
  * Appends safe text[0, len) wrapped for a terminal cols wide, the first row

@@ -248,13 +248,13 @@ static void test_input_line(void **state)
 
 /* --- display_cursor and display_width --------------------------------------- */
 
-static void cursor_at(const char *text, size_t len, unsigned cols, unsigned want_row,
+static void cursor_at(const char *text, size_t len, unsigned cols, bool more, unsigned want_row,
 		      unsigned want_column)
 {
 	unsigned row = 99, column = 99;
 
 	snprintf(at, sizeof(at), "cursor after \"%s\" at %u columns", text, cols);
-	display_cursor(text, len, cols, &row, &column);
+	display_cursor(text, len, cols, more, &row, &column);
 	assert_int_equal(row, want_row);
 	assert_int_equal(column, want_column);
 	at[0] = '\0';
@@ -263,17 +263,20 @@ static void cursor_at(const char *text, size_t len, unsigned cols, unsigned want
 static void test_cursor(void **state)
 {
 	(void)state;
-	cursor_at(S(""), 10, 0, 0);
-	cursor_at(S("abc"), 10, 0, 3);
-	cursor_at(S("abcdefghi"), 10, 0, 9);
-	cursor_at(S("abcdefghij"), 10, 1, 0); /* a full row: the cursor waits below */
-	cursor_at(S("abcdefghijk"), 10, 1, 1);
-	cursor_at(S("abcdefghijklmnopqrstuvwxyz"), 4, 6, 2);
+	cursor_at(S(""), 10, false, 0, 0);
+	cursor_at(S("abc"), 10, true, 0, 3);
+	cursor_at(S("abcdefghi"), 10, false, 0, 9);
+	/* A full row: the cursor is on the next character, or waits at the end. */
+	cursor_at(S("abcdefghij"), 10, true, 1, 0);
+	cursor_at(S("abcdefghij"), 10, false, 0, 10);
+	cursor_at(S("abcdefghijk"), 10, false, 1, 1);
+	cursor_at(S("abcdefghijklmnopqrstuvwxyz"), 4, false, 6, 2);
+	cursor_at(S("abcdefghijklmnopqrstuvwx"), 4, false, 5, 4);
 	/* A wide character that does not fit moves to the next row whole. */
-	cursor_at(S("abcdefghi\xe6\x97\xa5"), 10, 1, 2);
-	cursor_at(S("abcdefgh\xe6\x97\xa5"), 10, 1, 0);
+	cursor_at(S("abcdefghi\xe6\x97\xa5"), 10, false, 1, 2);
+	cursor_at(S("abcdefgh\xe6\x97\xa5"), 10, true, 1, 0);
 	/* Combining marks take no column. */
-	cursor_at(S("e\xcc\x81"), 10, 0, 1);
+	cursor_at(S("e\xcc\x81"), 10, false, 0, 1);
 	assert_int_equal(display_width(S("e\xcc\x81 \xe6\x97\xa5 \xf0\x9f\x98\x80")), 7);
 	assert_int_equal(display_width(S("<U+200D>")), 8);
 }
