@@ -44,7 +44,8 @@ struct chat {
 	bool peer_done;
 	bool peer_typing;
 	uint64_t peer_typing_at;
-	uint64_t typing_sent_at; /* 0: never */
+	uint64_t typing_sent_at; /* the last /typing */
+	uint64_t typing_due_at;  /* when the partner may be told again that we type */
 	unsigned long sent;      /* messages (and /me) sent in this conversation */
 	unsigned long refused;   /* of those, how many the server refused with ERR */
 	unsigned long lost;      /* lines the person finished that never reached the partner */

@@ -13,8 +13,10 @@
 
 #include "chat_internal.h"
 
-/* The partner is told we type at most this often. */
+/* The partner is told we type at most this often while typing goes on... */
 #define INPUT_TYPING_EVERY_MS 2000
+/* ...and as soon as the server passes it on again (once a second) after a line. */
+#define INPUT_TYPING_RELAYED_MS 1000
 
 static bool may_send_now(const struct chat *chat)
 {
@@ -44,6 +46,9 @@ static void send_message(struct chat *chat, const struct outbox_line *line)
 	if (chat->state == CHAT_ENDED)
 		return;
 	chat->sent++;
+	/* The line ended the partner's hint: the next line's typing is news. */
+	if (chat->typing_due_at > chat->typing_sent_at + INPUT_TYPING_RELAYED_MS)
+		chat->typing_due_at = chat->typing_sent_at + INPUT_TYPING_RELAYED_MS;
 	/* Into the transcript as it goes; a script's own lines are its input already. */
 	if (ui_is_terminal(chat->ui))
 		chat_show(chat, line->action ? UI_OWN_ACTION : UI_OWN_LINE, chat->options->name,
@@ -301,10 +306,10 @@ void input_typing(struct chat *chat)
 	uint64_t now = event_now_ms(chat->loop);
 
 	if (!chat->options->typing || !(chat->caps & CAP_TYPING) || chat->state != CHAT_PAIRED ||
-	    chat->quit_sent || chat->done_sent ||
-	    (chat->typing_sent_at && now - chat->typing_sent_at < INPUT_TYPING_EVERY_MS))
+	    chat->quit_sent || chat->done_sent || now < chat->typing_due_at)
 		return;
 	chat->typing_sent_at = now;
+	chat->typing_due_at = now + INPUT_TYPING_EVERY_MS;
 	chat_send(chat, protocol_append_command(connection_output(chat->conn), "typing", NULL));
 }
 

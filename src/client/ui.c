@@ -65,7 +65,7 @@ static int append(struct buffer *out, const char *text)
 	return buffer_append(out, text, strlen(text));
 }
 
-/* "name:" or "* name", coloured when wanted; returns its columns, or -1. */
+/* "name: " or "* name ", coloured when wanted; returns its columns, or -1. */
 static int append_name(struct buffer *out, const struct ui_style *style, enum ui_kind kind,
 		       const char *name)
 {
@@ -83,7 +83,7 @@ static int append_name(struct buffer *out, const struct ui_style *style, enum ui
 		rc = append(out, UI_NO_COLOR);
 	if (rc == 0)
 		rc = append(out, " ");
-	return rc < 0 ? -1 : (int)display_width(name, strlen(name)) + 2;
+	return rc < 0 ? -1 : (int)display_width(name, strlen(name)) + (action ? 3 : 2);
 }
 
 int ui_format(struct buffer *out, const struct ui_style *style, bool marked, enum ui_kind kind,

@@ -27,13 +27,14 @@ FAMILY = f"\U0001F468{ZWJ}\U0001F469{ZWJ}\U0001F467"
 
 @pytest.fixture
 def panes(tmp_path):
-    """panes(daemon, name, *options, width=, height=, cwd=): turnchat in a
-    tmux pane, on the daemon's config; every pane's tmux server is killed
-    at the end."""
+    """panes(daemon, name, *options, width=, height=, cwd=, config=): turnchat
+    in a tmux pane, on the daemon's config (or config); every pane's tmux
+    server is killed at the end."""
     made = []
 
-    def make(daemon, name, *options, width=80, height=24, cwd=None):
-        pane = Pane([TURNCHAT, "-c", str(daemon.config), "-n", name, *options],
+    def make(daemon, name, *options, width=80, height=24, cwd=None, config=None):
+        config = config or daemon.config
+        pane = Pane([TURNCHAT, "-c", str(config), "-n", name, *options],
                     client_env(tmp_path), cwd=cwd, width=width, height=height)
         made.append(pane)
         return pane
@@ -52,10 +53,10 @@ def barret_speaks_first(daemon, panes, *options, **kw):
     return cloud, barret
 
 
-def free_pair(daemon, panes, **kw):
+def free_pair(daemon, panes, *options, **kw):
     """Cloud (raw) waits in free mode; Barret joins in a pane."""
     cloud = waiting_partner(daemon, "Cloud", "free")
-    barret = panes(daemon, "Barret", "--free", **kw)
+    barret = panes(daemon, "Barret", "--free", *options, **kw)
     assert cloud.line() == "PAIRED Barret free -"
     barret.wait_prompt("Barret> ")
     return cloud, barret
