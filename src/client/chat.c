@@ -45,6 +45,18 @@ void chat_say(struct chat *chat, enum ui_kind kind, const char *fmt, ...)
 	chat_show(chat, kind, NULL, text, strlen(text));
 }
 
+static void on_tick(void *data);
+
+/* The clock runs only while the prompt changes with time, on a terminal. */
+static void wind_clock(struct chat *chat)
+{
+	bool needed = ui_is_terminal(chat->ui) && (chat->waiting || chat->peer_typing);
+	if (needed != chat->ticking) {
+		chat->ticking = needed;
+		event_set_tick(chat->loop, needed ? CHAT_TICK_MS : 0, on_tick, chat);
+	}
+}
+
 void chat_update_status(struct chat *chat)
 {
 	uint64_t now = event_now_ms(chat->loop);
@@ -59,6 +71,7 @@ void chat_update_status(struct chat *chat)
 	};
 	chat->shown_waited = status.waited;
 	ui_set_status(chat->ui, &status);
+	wind_clock(chat);
 }
 
 void chat_set_turn(struct chat *chat, enum ui_turn turn)
@@ -192,10 +205,16 @@ static void on_typing(void *ctx)
 	input_typing(ctx);
 }
 
+static void on_too_long(void *ctx, size_t max)
+{
+	input_too_long(ctx, max);
+}
+
 static const struct ui_handler typed_handler = {
 	.on_line = on_typed_line,
 	.on_eof = on_typed_eof,
 	.on_typing = on_typing,
+	.on_too_long = on_too_long,
 };
 
 int chat_run(int fd, const struct chat_options *options)
@@ -224,8 +243,6 @@ int chat_run(int fd, const struct chat_options *options)
 	event_add_signal(chat.loop, SIGTERM, on_interrupt, &chat);
 	event_add_signal(chat.loop, SIGWINCH, on_resize, &chat);
 	signal(SIGPIPE, SIG_IGN);
-	if (options->interactive)
-		event_set_tick(chat.loop, CHAT_TICK_MS, on_tick, &chat);
 
 	while (chat.state != CHAT_ENDED && chat.conn) {
 		ui_poll(chat.ui);

@@ -55,8 +55,9 @@ struct chat {
 	int forced_status; /* set by a failure or Ctrl-C before the goodbye; -1 if none */
 	char peer[PROTOCOL_NAME_BYTES + 1];
 	struct outbox outbox;
-	struct buffer line; /* scratch for one line made safe */
-	unsigned shown_waited;
+	struct buffer line;    /* scratch for one line made safe */
+	unsigned shown_waited; /* the seconds of waiting the prompt shows */
+	bool ticking;          /* the clock runs: something on screen changes with time */
 };
 
 /* chat.c */
@@ -88,5 +89,7 @@ void input_typing(struct chat *chat);
 void input_report_unsent(struct chat *chat, const char *why, bool take_typed);
 /* The end of a script's input. */
 void input_eof(struct chat *chat);
+/* A line of a script's input longer than max bytes, skipped. */
+void input_too_long(struct chat *chat, size_t max);
 
 #endif

@@ -90,7 +90,9 @@ void input_flush(struct chat *chat)
 		}
 		free(line.text);
 	}
-	if (chat->done_after_queue && outbox_count(&chat->outbox) == 0 && may_send_now(chat))
+	/* /done needs no turn, only a partner and nothing queued before it. */
+	if (chat->done_after_queue && outbox_count(&chat->outbox) == 0 &&
+	    chat->state == CHAT_PAIRED && !chat->quit_sent)
 		send_done(chat);
 	if (chat->state != CHAT_ENDED)
 		chat_update_status(chat);
@@ -124,7 +126,16 @@ void input_report_unsent(struct chat *chat, const char *why, bool take_typed)
 	size_t count = outbox_count(&chat->outbox);
 	char *typed = take_typed ? ui_take_input(chat->ui) : NULL;
 	struct outbox_line line;
+	bool more;
+	size_t unread = ui_unsent_input(chat->ui, &more);
 
+	/* A script's input the conversation ended before: lost, and it is told. */
+	if (unread > 0) {
+		chat_say(chat, UI_PROBLEM, "turnchat: %zu line%s of your input %s not sent%s", unread,
+			 unread == 1 ? "" : "s", unread == 1 ? "was" : "were",
+			 more ? " (and perhaps more)" : "");
+		chat->lost += unread;
+	}
 	if (typed) {
 		chat_say(chat, UI_NOTICE, "%s: not sent, the line you were typing:", why);
 		chat_show(chat, UI_NOTICE, NULL, typed, strlen(typed));
@@ -199,11 +210,15 @@ static void done(struct chat *chat)
 		chat_say(chat, UI_NOTICE, "This server does not support /done; /q leaves.");
 	else if (chat->done_sent || chat->done_after_queue)
 		chat_say(chat, UI_NOTICE, "You said /done already.");
-	else if (outbox_count(&chat->outbox) > 0 || !may_send_now(chat)) {
+	else if (outbox_count(&chat->outbox) > 0 || chat->state != CHAT_PAIRED) {
 		/* After what is queued, and once there is a partner to say it to. */
+		size_t queued = outbox_count(&chat->outbox);
 		chat->done_after_queue = true;
-		chat_say(chat, UI_NOTICE, "/done goes after your %zu queued line%s.",
-			 outbox_count(&chat->outbox), outbox_count(&chat->outbox) == 1 ? "" : "s");
+		if (queued > 0)
+			chat_say(chat, UI_NOTICE, "/done goes after your %zu queued line%s.", queued,
+				 queued == 1 ? "" : "s");
+		else
+			chat_say(chat, UI_NOTICE, "/done goes once you have a partner.");
 		input_flush(chat);
 	} else {
 		send_done(chat);
@@ -299,6 +314,13 @@ void input_line(struct chat *chat, const char *line, size_t len)
 			   false);
 	else
 		command(chat, line, len);
+}
+
+void input_too_long(struct chat *chat, size_t max)
+{
+	chat_say(chat, UI_PROBLEM, "turnchat: a line of input is longer than %zu bytes; not sent",
+		 max);
+	chat->lost++;
 }
 
 void input_typing(struct chat *chat)

@@ -60,6 +60,12 @@ void ui_set_input(struct ui *ui, const char *text, size_t len)
 		ui->ops->set_input(ui, text, len);
 }
 
+size_t ui_unsent_input(struct ui *ui, bool *more)
+{
+	*more = false;
+	return ui->ops->unsent_input ? ui->ops->unsent_input(ui, more) : 0;
+}
+
 static int append(struct buffer *out, const char *text)
 {
 	return buffer_append(out, text, strlen(text));

@@ -61,6 +61,8 @@ struct ui_handler {
 	void (*on_eof)(void *ctx);
 	/* The person changed the input line (a terminal only). */
 	void (*on_typing)(void *ctx);
+	/* A line of a script too long to be a line at all: it is skipped. */
+	void (*on_too_long)(void *ctx, size_t max);
 };
 
 struct ui;
@@ -87,6 +89,9 @@ bool ui_is_terminal(const struct ui *ui);
 char *ui_take_input(struct ui *ui);
 /* Puts text into the input line, for the person to edit (a terminal). */
 void ui_set_input(struct ui *ui, const char *text, size_t len);
+/* How many whole lines of a script's input were never handed over, looking
+ * (never waiting) at what is there; *more when there may be others. */
+size_t ui_unsent_input(struct ui *ui, bool *more);
 
 /* What both kinds share: each kind fills in one of these. */
 struct ui_ops {
@@ -98,6 +103,7 @@ struct ui_ops {
 	void (*poll)(struct ui *ui);
 	char *(*take_input)(struct ui *ui);
 	void (*set_input)(struct ui *ui, const char *text, size_t len);
+	size_t (*unsent_input)(struct ui *ui, bool *more);
 };
 
 struct ui {

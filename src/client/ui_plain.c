@@ -6,6 +6,7 @@
  * shows goes to standard output as plain lines, problems to standard error.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,9 +57,8 @@ static void reader_line(struct line_reader *reader, const char *line, size_t len
 
 static void reader_too_long(struct line_reader *reader)
 {
-	(void)reader;
-	fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
-		PLAIN_MAX_LINE);
+	struct ui_plain *ui = of_reader(reader);
+	ui->handler->on_too_long(ui->ctx, PLAIN_MAX_LINE);
 }
 
 static const struct line_reader_handler reader_handler = {
@@ -132,6 +132,35 @@ static void plain_set_status(struct ui *base, const struct ui_status *status)
 	deliver(ui);
 }
 
+static size_t plain_unsent_input(struct ui *base, bool *more)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	struct pollfd input = {.fd = STDIN_FILENO, .events = POLLIN};
+	size_t room, lines = 0, end = 0;
+
+	/* One look at what is there already; a read that would wait is not made. */
+	char *dst = line_reader_space(&ui->reader, PLAIN_READ_CHUNK, &room);
+	if (!ui->eof && dst != NULL && poll(&input, 1, 0) > 0) {
+		ssize_t n = read(STDIN_FILENO, dst, room);
+		if (n > 0)
+			line_reader_commit(&ui->reader, (size_t)n);
+		else if (n == 0)
+			ui->eof = true;
+	}
+	const char *data = buffer_peek(&ui->reader.input);
+	size_t len = buffer_length(&ui->reader.input);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			lines++;
+			end = i + 1;
+		}
+	}
+	if (end < len && ui->eof)
+		lines++; /* a last line without LF counts too */
+	*more = !ui->eof;
+	return lines;
+}
+
 static void plain_destroy(struct ui *base)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
@@ -146,6 +175,7 @@ static const struct ui_ops plain_ops = {
 	.show = plain_show,
 	.set_status = plain_set_status,
 	.poll = plain_poll,
+	.unsent_input = plain_unsent_input,
 };
 
 struct ui *ui_plain_create(struct event_loop *loop, const struct ui_style *style,

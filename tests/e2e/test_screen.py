@@ -199,6 +199,22 @@ def test_5_two_scripts_in_free_mode_see_each_others_lines(daemon, tmp_path):
     assert in_order(b.stdout.splitlines(), ["A: a1", "A: a2", "A: a3"]), b.stdout
 
 
+def test_5_a_script_is_told_of_its_input_the_conversation_ended_before(daemon, tmp_path):
+    cloud = waiting_partner(daemon, "Cloud")
+    script = subprocess.Popen([TURNCHAT, "-c", str(daemon.config), "-n", "Script"],
+                              env=client_env(tmp_path), text=True, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    script.stdin.write("one\ntwo\nthree\n")
+    script.stdin.close()
+    assert cloud.line() == "PAIRED Script turns peer"
+    assert cloud.line() == "MSG one"
+    cloud.send("/q")
+    assert script.wait(TIMEOUT) == 1
+    out, err = script.stdout.read(), script.stderr.read()
+    assert "Cloud left the conversation." in out
+    assert "turnchat: 2 lines of your input were not sent" in err
+
+
 def scripted_server(steps, port_holder, received):
     """A server that, for each (wait_for, reply) step, reads until it has
     seen wait_for (any of them, when a tuple) and then sends reply."""
