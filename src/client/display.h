@@ -11,8 +11,8 @@
  * Widths are the C library's wcwidth() in the current locale, so the
  * caller sets an LC_CTYPE locale first. Pure: no I/O. Used by the chat
  * module (every line it shows), ui (wrapping a line at the terminal's
- * width) and ui_terminal (drawing the input line, finding the cursor
- * after a resize).
+ * width), prompt (its width) and ui_terminal (drawing the input line,
+ * finding the cursor after a resize).
  */
 #ifndef TURNCHAT_DISPLAY_H
 #define TURNCHAT_DISPLAY_H
