@@ -89,10 +89,10 @@ def test_10_me_uses_the_turn_and_reaches_a_plain_partner_as_a_message(daemon, pa
 def test_typing_is_shown_and_fades(daemon, panes):
     cloud, barret = two_clients(daemon, panes, "--free")
     barret.type("hel")
-    cloud.wait_prompt("Cloud (Barret is typing\u2026)> ", timeout=2)
+    cloud.wait_prompt("Cloud (Barret is typing\u2026)> ", timeout=3)
     barret.key("Enter")
     cloud.wait_for("Barret: hel")
-    cloud.wait_prompt("Cloud> ", timeout=1)  # the line arrived: no more typing
+    cloud.wait_prompt("Cloud> ", timeout=3)  # the line arrived: no more typing
     # Typing the next line goes on until Cloud is told (the server passes one
     # hint a second on), then stops; the hint goes a few seconds later.
     for text in "the next line":
@@ -100,8 +100,8 @@ def test_typing_is_shown_and_fades(daemon, panes):
         if "typing" in cloud.last_row():
             break
         time.sleep(0.1)
-    cloud.wait_prompt("Cloud (Barret is typing\u2026)> ", timeout=1)
-    cloud.wait_prompt("Cloud> ", timeout=7)
+    cloud.wait_prompt("Cloud (Barret is typing\u2026)> ", timeout=3)
+    cloud.wait_prompt("Cloud> ", timeout=8)
 
 
 def test_typing_can_be_turned_off(daemon, panes, tmp_path):
@@ -188,8 +188,10 @@ def test_11_a_joiner_who_asked_for_free_is_told_why_it_takes_turns(daemon, panes
 
 def test_11_waiting_shows_the_time_waited(daemon, panes):
     barret = panes(daemon, "Barret")
-    barret.wait_prompt("Barret (waiting 0:00)> ")
-    barret.wait_prompt("Barret (waiting 0:02)> ", timeout=4)
+    waited = re.compile(r"Barret \(waiting 0:(\d\d)\)>")
+    first = barret.wait(lambda rows: waited.fullmatch(barret.last_row()), "the time waited")
+    seconds = int(waited.fullmatch(first[-1]).group(1))
+    barret.wait_prompt(f"Barret (waiting 0:{seconds + 2:02})> ", timeout=4)
     cloud = daemon.client("Cloud", "")
     assert cloud.line() == "PAIRED Barret turns you"
     barret.wait_prompt("Barret (Cloud's turn)> ")
