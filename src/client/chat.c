@@ -217,7 +217,7 @@ static const struct ui_handler typed_handler = {
 	.on_too_long = on_too_long,
 };
 
-int chat_run(int fd, const struct chat_options *options)
+int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 {
 	struct chat chat = {.options = options, .exit_status = 1, .forced_status = -1};
 	struct ui_style style = {
@@ -232,6 +232,8 @@ int chat_run(int fd, const struct chat_options *options)
 	}
 	chat.conn = connection_create(chat.loop, fd, CHAT_MAX_LINE, 4 * CHAT_MAX_LINE,
 				      &server_handler, &chat);
+	if (chat.conn)
+		connection_use_tls(chat.conn, tls);
 	chat.ui = options->interactive ? ui_terminal_create(chat.loop, options->name, &style,
 							    &typed_handler, &chat)
 				       : ui_plain_create(chat.loop, &style, &typed_handler, &chat);

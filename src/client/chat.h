@@ -17,14 +17,18 @@ struct chat_options {
 	const char *name;
 	const char *room; /* empty: the server's default */
 	enum chat_mode mode;
-	bool interactive; /* a terminal: line editing with readline */
-	bool timestamps;  /* show the time before each line */
-	bool color;       /* colour names (a terminal, and no NO_COLOR) */
-	bool typing;      /* tell the partner when we type; show when they do */
-	bool bell;        /* ring the terminal bell when the partner's line arrives */
+	bool interactive;     /* a terminal: line editing with readline */
+	bool timestamps;      /* show the time before each line */
+	bool color;           /* colour names (a terminal, and no NO_COLOR) */
+	bool typing;          /* tell the partner when we type; show when they do */
+	bool bell;            /* ring the terminal bell when the partner's line arrives */
+	const char *security; /* over TLS: "TLSv1.3, key as remembered"; NULL in plain text */
 };
 
-/* Runs the conversation on the connected socket fd; returns the exit status. */
-int chat_run(int fd, const struct chat_options *options);
+struct tls;
+
+/* Runs the conversation on the connected socket fd, encrypted with tls if
+ * not NULL (the conversation takes it over); returns the exit status. */
+int chat_run(int fd, struct tls *tls, const struct chat_options *options);
 
 #endif

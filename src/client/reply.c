@@ -145,8 +145,11 @@ static void greeted(struct chat *chat, const struct server_line *line)
 		chat->state = CHAT_ENDED;
 		return;
 	}
-	chat_say(chat, UI_NOTICE, "Connected to turnchatd '%.*s' at '%s' on port number '%u'...",
-		 (int)line->word_len, line->word, options->host, options->port);
+	chat_say(chat, UI_NOTICE,
+		 "Connected to turnchatd '%.*s' at '%s' on port number '%u'%s%s%s...",
+		 (int)line->word_len, line->word, options->host, options->port,
+		 options->security ? " (" : "", options->security ? options->security : "",
+		 options->security ? ")" : "");
 	chat->state = CHAT_JOINING;
 	if (options->typing && ui_is_terminal(chat->ui))
 		caps |= CAP_TYPING;
@@ -245,6 +248,7 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 	case SRV_BYE:
 		end_with_bye(chat, &line);
 		return;
+	case SRV_SECURE: /* never asked for: the server says it with an INFO instead */
 	case SRV_UNKNOWN:
 		return;
 	}

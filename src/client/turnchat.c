@@ -19,8 +19,10 @@
 
 #include "build_info.h"
 #include "chat.h"
+#include "cli.h"
 #include "config.h"
 #include "net.h"
+#include "trust.h"
 
 static void usage(FILE *out)
 {
@@ -37,13 +39,14 @@ static void usage(FILE *out)
 		"      --free          the same as --mode free\n"
 		"      --timestamps    show the time before each line\n"
 		"      --bell          ring the terminal bell when a line arrives\n"
+		"      --tls           connect with TLS, to the TLS port (default: %d)\n"
 		"  -c, --config FILE   read FILE after %s and your own config\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
 		"Type '/q' (or Ctrl-D) to leave; your partner is told. '/help' lists\n"
 		"what works at that moment.\n",
-		PROTOCOL_DEFAULT_PORT, TURNCHAT_CONFIG_PATH);
+		PROTOCOL_DEFAULT_PORT, PROTOCOL_DEFAULT_TLS_PORT, TURNCHAT_CONFIG_PATH);
 }
 
 static void print_error(void *ctx, const char *message)
@@ -101,7 +104,7 @@ static bool parse_port(const char *text, unsigned *port)
 }
 
 /* "host", "host:port", "[v6addr]" or "[v6addr]:port". */
-static bool parse_destination(char *text, struct config *cfg)
+static bool parse_destination(char *text, struct config *cfg, bool *port_given)
 {
 	char *port = NULL;
 
@@ -120,6 +123,7 @@ static bool parse_destination(char *text, struct config *cfg)
 		return false;
 	if (port && !parse_port(port, &cfg->port))
 		return false;
+	*port_given = port != NULL;
 	strcpy(cfg->host, text);
 	return true;
 }
@@ -176,7 +180,7 @@ static int connect_to(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FREE = 256, OPT_TIMESTAMPS, OPT_BELL };
+	enum { OPT_FREE = 256, OPT_TIMESTAMPS, OPT_BELL, OPT_TLS };
 	static const struct option options[] = {
 		{"host", required_argument, NULL, 'H'},
 		{"port", required_argument, NULL, 'p'},
@@ -186,20 +190,21 @@ int main(int argc, char **argv)
 		{"free", no_argument, NULL, OPT_FREE},
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
 		{"bell", no_argument, NULL, OPT_BELL},
+		{"tls", no_argument, NULL, OPT_TLS},
 		{"config", required_argument, NULL, 'c'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
+		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
+	const char *letters = "H:p:n:r:m:c:" CLI_SHORT_OPTIONS;
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
-	bool timestamps = false, bell = false;
+	bool timestamps = false, bell = false, tls = false, port_given = false;
 	struct config cfg;
 	int opt;
 
 	/* Character widths for the screen come from the locale, as readline's do. */
 	setlocale(LC_CTYPE, "");
-	while ((opt = getopt_long(argc, argv, "H:p:n:r:m:c:Vh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, letters, options, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
 			host = optarg;
@@ -225,18 +230,14 @@ int main(int argc, char **argv)
 		case OPT_BELL:
 			bell = true;
 			break;
+		case OPT_TLS:
+			tls = true;
+			break;
 		case 'c':
 			config_path = optarg;
 			break;
-		case 'V':
-			printf("turnchat %s\n", TURNCHAT_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EX_USAGE;
+		default: /* -V, -h, or a mistake */
+			return cli_standard_option(opt, "turnchat", usage);
 		}
 	}
 	if (argc - optind > 1) {
@@ -250,7 +251,7 @@ int main(int argc, char **argv)
 		return EX_CONFIG;
 
 	/* The command line comes last, so it wins over every file. */
-	if (optind < argc && !parse_destination(argv[optind], &cfg)) {
+	if (optind < argc && !parse_destination(argv[optind], &cfg, &port_given)) {
 		fprintf(stderr, "turnchat: '%s' is not host, host:port or [address]:port\n",
 			argv[optind]);
 		return EX_USAGE;
@@ -295,9 +296,28 @@ int main(int argc, char **argv)
 	if (room)
 		snprintf(cfg.client.room, sizeof(cfg.client.room), "%s", room);
 
+	/* With TLS, the TLS port, unless a port was named. */
+	tls = tls || cfg.client.tls;
+	if (tls && !port_given && !port)
+		cfg.port = cfg.tls_port;
 	int fd = connect_to(&cfg);
 	if (fd < 0)
 		return EX_UNAVAILABLE;
+	char how[96] = "";
+	struct tls *encrypted = NULL;
+	if (tls) {
+#ifdef HAVE_TLS
+		int status;
+		encrypted = trust_connect(fd, &cfg, cfg.host, cfg.port, how, sizeof(how), &status);
+		if (encrypted == NULL) {
+			close(fd);
+			return status;
+		}
+#else
+		fprintf(stderr, "turnchat: this turnchat was built without TLS\n");
+		return EX_UNAVAILABLE;
+#endif
+	}
 
 	/* Line editing needs a terminal on both sides; colour follows no-color.org. */
 	bool terminal = isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
@@ -311,10 +331,11 @@ int main(int argc, char **argv)
 		.mode = cfg.client.mode,
 		.interactive = terminal,
 		.timestamps = timestamps,
+		.security = encrypted ? how : NULL,
 		.color = terminal && (no_color == NULL || no_color[0] == '\0') && term &&
 			 strcmp(term, "dumb") != 0,
 		.typing = cfg.client.typing,
 		.bell = bell || cfg.client.bell,
 	};
-	return chat_run(fd, &chat);
+	return chat_run(fd, encrypted, &chat);
 }

@@ -6,7 +6,9 @@
  * instead of being ignored, and all problems come out in one run. The only
  * includer of libconfig.
  */
+#include <assert.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <syslog.h>
@@ -116,7 +118,8 @@ static const char *string_value(struct loader *ld, const config_setting_t *s)
 	return NULL;
 }
 
-static bool bool_value(struct loader *ld, const config_setting_t *s, bool *value)
+/* true or false, as 1 or 0 for store_number. */
+static bool bool_value(struct loader *ld, const config_setting_t *s, long long *value)
 {
 	if (config_setting_type(s) == CONFIG_TYPE_BOOL) {
 		*value = config_setting_get_bool(s) != 0;
@@ -155,20 +158,50 @@ static bool name_ok(struct loader *ld, const config_setting_t *s, const char *na
 	return false;
 }
 
+/* Empty (none), an absolute path, or one of the key's words ("system"). */
+static bool path_ok(struct loader *ld, const struct key *key, const config_setting_t *s,
+		    const char *path)
+{
+	char q[QUOTE_MAX];
+
+	for (const struct word *w = key->words; w && w->name; w++)
+		if (strcmp(w->name, path) == 0)
+			return true;
+	if (strlen(path) >= key->size) {
+		complain(ld, s, "must be at most %zu bytes long", key->size - 1);
+		return false;
+	}
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (*p < ' ' || *p == 0x7f) {
+			complain(ld, s, "%s contains a control character", quote(path, q));
+			return false;
+		}
+	}
+	if (path[0] != '\0' && path[0] != '/') {
+		complain(ld, s, "%s is not an absolute path%s", quote(path, q),
+			 key->words ? " or \"system\"" : "");
+		return false;
+	}
+	return true;
+}
+
 static bool mode_value(struct loader *ld, const config_setting_t *s, const char *text,
-		       enum chat_mode *mode)
+		       long long *value)
 {
 	char q[QUOTE_MAX], list[LIST_MAX];
+	enum chat_mode mode;
 
-	if (protocol_parse_mode(text, strlen(text), mode))
+	if (protocol_parse_mode(text, strlen(text), &mode)) {
+		*value = mode;
 		return true;
+	}
 	complain(ld, s, "%s is not a mode (%s)", quote(text, q),
 		 mode_list((1u << CHAT_MODE_COUNT) - 1, list));
 	return false;
 }
 
 /* Checks every element, so one run reports each bad one. */
-static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *modes)
+static bool modes_value(struct loader *ld, const config_setting_t *s, long long *modes)
 {
 	int errors = ld->errors;
 	char q[QUOTE_MAX];
@@ -184,17 +217,17 @@ static bool modes_value(struct loader *ld, const config_setting_t *s, unsigned *
 	*modes = 0;
 	for (int i = 0; i < config_setting_length(s); i++) {
 		const config_setting_t *elem = config_setting_get_elem(s, (unsigned)i);
-		enum chat_mode mode;
+		long long mode;
 
 		if (config_setting_type(elem) != CONFIG_TYPE_STRING)
 			complain(ld, elem, "element %d is %s, not a string", i + 1, type_name(elem));
 		else if (!mode_value(ld, elem, config_setting_get_string(elem), &mode))
 			continue;
-		else if (*modes & (1u << mode))
+		else if (*modes & (1ll << mode))
 			complain(ld, elem, "%s is listed twice",
 				 quote(config_setting_get_string(elem), q));
 		else
-			*modes |= 1u << mode;
+			*modes |= 1ll << mode;
 	}
 	return ld->errors == errors;
 }
@@ -216,7 +249,7 @@ static bool integer_value(struct loader *ld, const struct key *key, const config
 }
 
 static bool word_value(struct loader *ld, const struct key *key, const config_setting_t *s,
-		       int *value)
+		       long long *value)
 {
 	const char *text = string_value(ld, s);
 	char q[QUOTE_MAX], list[LIST_MAX] = "";
@@ -234,58 +267,71 @@ static bool word_value(struct loader *ld, const struct key *key, const config_se
 	return false;
 }
 
-/* The one place that knows each field's C type; a bad value leaves it alone. */
+/*
+ * A number field is unsigned, size_t, int or an enum. Only its width
+ * matters: every value was checked first, and none is negative or too
+ * wide for its field (the table's ranges see to that).
+ */
+static void store_number(void *field, size_t width, long long value)
+{
+	assert(value >= 0);
+	if (width == sizeof(bool)) {
+		bool yes = value != 0;
+		assert(value <= 1);
+		memcpy(field, &yes, sizeof(yes));
+	} else if (width == sizeof(uint32_t)) {
+		uint32_t narrow = (uint32_t)value;
+		assert(narrow == (unsigned long long)value);
+		memcpy(field, &narrow, sizeof(narrow));
+	} else {
+		uint64_t wide = (uint64_t)value;
+		assert(width == sizeof(wide));
+		memcpy(field, &wide, sizeof(wide));
+	}
+}
+
+/* Reads a setting into its field; a bad value leaves the field alone. */
 static void apply_key(struct loader *ld, const struct key *key, const config_setting_t *s,
 		      struct config *cfg)
 {
 	void *field = (char *)cfg + key->offset;
 	const char *text;
-	enum chat_mode mode;
 	long long number;
-	unsigned modes;
-	int word;
-	bool yes;
+	bool ok = false;
 
 	switch (key->kind) {
 	case KEY_HOST:
 		if ((text = string_value(ld, s)) && host_ok(ld, s, text))
 			strncpy(field, text, key->size); /* zero-fills, so memcmp works */
-		break;
+		return;
 	case KEY_NAME:
 	case KEY_NAME_OR_EMPTY:
 		if ((text = string_value(ld, s)) &&
 		    name_ok(ld, s, text, key->kind == KEY_NAME_OR_EMPTY))
 			strncpy(field, text, key->size);
-		break;
+		return;
+	case KEY_PATH:
+		if ((text = string_value(ld, s)) && path_ok(ld, key, s, text))
+			strncpy(field, text, key->size);
+		return;
 	case KEY_MODE:
-		if ((text = string_value(ld, s)) && mode_value(ld, s, text, &mode))
-			*(enum chat_mode *)field = mode;
+		ok = (text = string_value(ld, s)) && mode_value(ld, s, text, &number);
 		break;
 	case KEY_MODES:
-		if (modes_value(ld, s, &modes))
-			*(unsigned *)field = modes;
+		ok = modes_value(ld, s, &number);
 		break;
-	case KEY_UNSIGNED:
-		if (integer_value(ld, key, s, &number))
-			*(unsigned *)field = (unsigned)number;
+	case KEY_INTEGER:
+		ok = integer_value(ld, key, s, &number);
 		break;
-	case KEY_SIZE:
-		if (integer_value(ld, key, s, &number))
-			*(size_t *)field = (size_t)number;
-		break;
-	case KEY_LOG_TARGET:
-		if (word_value(ld, key, s, &word))
-			*(enum log_target *)field = (enum log_target)word;
-		break;
-	case KEY_SYSLOG:
-		if (word_value(ld, key, s, &word))
-			*(int *)field = word;
+	case KEY_WORD:
+		ok = word_value(ld, key, s, &number);
 		break;
 	case KEY_BOOL:
-		if (bool_value(ld, s, &yes))
-			*(bool *)field = yes;
+		ok = bool_value(ld, s, &number);
 		break;
 	}
+	if (ok)
+		store_number(field, key->size, number);
 }
 
 static void apply_settings(struct loader *ld, const config_setting_t *group, const char *group_name,
@@ -315,6 +361,7 @@ void config_set_defaults(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	strcpy(cfg->host, "localhost");
 	cfg->port = PROTOCOL_DEFAULT_PORT;
+	cfg->tls_port = PROTOCOL_DEFAULT_TLS_PORT;
 	strcpy(cfg->server.name, "turnchatd");
 	strcpy(cfg->server.default_room, "lobby");
 	cfg->server.default_mode = CHAT_MODE_TURNS;

@@ -22,6 +22,7 @@
 #define CONFIG_MAX_QUEUE_MAX (64 * 1024 * 1024)
 #define CONFIG_RATE_MAX 1000000
 #define CONFIG_IPV6_PREFIX_MIN 16
+#define CONFIG_PATH_MAX 1023
 
 enum log_target {
 	LOG_TARGET_AUTO, /* stderr with -f, syslog otherwise */
@@ -53,6 +54,10 @@ struct server_config {
 	int log_facility; /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
 	int log_level;    /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
 	bool typing;      /* relay TYPING to clients that ask for it */
+	bool require_tls; /* plain text only from loopback */
+	/* TLS is served on tls_port when both are set. */
+	char tls_certificate[CONFIG_PATH_MAX + 1];
+	char tls_key[CONFIG_PATH_MAX + 1];
 };
 
 struct client_config {
@@ -61,11 +66,15 @@ struct client_config {
 	enum chat_mode mode;
 	bool typing; /* tell the partner when we type; show when they do */
 	bool bell;   /* ring the terminal bell when a line arrives */
+	bool tls;    /* connect to tls_port, with TLS */
+	/* Empty: trust on first use (known_hosts); "system" or a CA file. */
+	char tls_ca[CONFIG_PATH_MAX + 1];
 };
 
 struct config {
 	char host[CONFIG_HOST_MAX + 1];
 	unsigned port;
+	unsigned tls_port;
 	struct server_config server;
 	struct client_config client;
 };

@@ -15,18 +15,21 @@ struct word {
 	int value;
 };
 
-/* What a setting must look like, and so which C type its field has (apply_key in config.c). */
+/*
+ * What a setting must look like in the file (apply_key in config.c). The
+ * first three fill a char array; the others a number field of any integer
+ * or enum type, whose width the table gives.
+ */
 enum key_kind {
 	KEY_HOST,
 	KEY_NAME,
 	KEY_NAME_OR_EMPTY,
 	KEY_MODE,
 	KEY_MODES,
-	KEY_UNSIGNED,
-	KEY_SIZE,
-	KEY_LOG_TARGET, /* one of words, into an enum log_target */
-	KEY_SYSLOG,     /* one of words, into an int */
-	KEY_BOOL,       /* true or false, into a bool */
+	KEY_INTEGER, /* from min to max */
+	KEY_WORD,    /* one of words */
+	KEY_BOOL,    /* true or false */
+	KEY_PATH,    /* empty, an absolute path, or one of words */
 };
 
 struct key {
@@ -34,7 +37,7 @@ struct key {
 	const char *name;
 	enum key_kind kind;
 	size_t offset; /* of the field in struct config */
-	size_t size;   /* of the field, for strings */
+	size_t size;   /* of the field: a string's room, a number's width */
 	long long min, max;
 	const struct word *words;
 };

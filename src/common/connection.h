@@ -20,7 +20,12 @@ enum connection_end {
 	CONNECTION_ERROR, /* reset, or any other socket error (errno says which) */
 };
 
+struct tls;
+
 struct connection_handler {
+	/* Optional: the first bytes read, before they are framed. Returning
+	 * false means the owner ended or aborted the connection over them. */
+	bool (*on_first_bytes)(void *ctx, const char *data, size_t len);
 	void (*on_line)(void *ctx, const char *line, size_t len);
 	void (*on_too_long)(void *ctx);
 	/* All queued output has been written, after connection_notify_drained. */
@@ -37,6 +42,15 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 				     size_t output_limit, const struct connection_handler *handler,
 				     void *ctx);
 void connection_destroy(struct connection *conn);
+
+/* Encrypts the connection, before anything is written or read: it takes
+ * over tls (tls.h), whose handshake then goes on with the first I/O. */
+void connection_use_tls(struct connection *conn, struct tls *tls);
+/* Its TLS, for the owner's questions (tls.h); NULL when in plain text. */
+struct tls *connection_tls(const struct connection *conn);
+/* Writes data at once, unqueued, unencrypted and unchecked: the last word
+ * to a peer that does not speak TLS where TLS was expected. */
+void connection_send_now(struct connection *conn, const char *data, size_t len);
 
 /*
  * Puts new limits in force (a reload). A partial line already longer than

@@ -24,7 +24,7 @@ struct event_source {
 	event_fd_fn *fn;
 	void *data;
 	bool removed;
-	struct event_source *next_removed;
+	SLIST_ENTRY(event_source) next_removed; /* freed after the current batch */
 };
 
 struct event_loop {
@@ -40,9 +40,9 @@ struct event_loop {
 	uint64_t next_tick;
 	event_tick_fn *tick_fn;
 	void *tick_data;
-	struct event_source *removed;
-	struct event_deferred *deferred, *deferred_tail; /* queued work, oldest first */
-	unsigned pass;                                   /* counts the runs of deferred work */
+	SLIST_HEAD(, event_source) removed;
+	TAILQ_HEAD(, event_deferred) deferred; /* queued work, oldest first */
+	unsigned pass;                         /* counts the runs of deferred work */
 	uint64_t now; /* the clock as read after the last wait; 0 before one */
 };
 
@@ -65,29 +65,15 @@ void event_defer(struct event_loop *loop, struct event_deferred *node)
 	/* Last in line, and due in the pass after the one running now. */
 	node->queued = true;
 	node->pass = loop->pass;
-	node->next = NULL;
-	node->prev = loop->deferred_tail;
-	if (loop->deferred_tail)
-		loop->deferred_tail->next = node;
-	else
-		loop->deferred = node;
-	loop->deferred_tail = node;
+	TAILQ_INSERT_TAIL(&loop->deferred, node, link);
 }
 
 void event_defer_cancel(struct event_loop *loop, struct event_deferred *node)
 {
 	if (!node->queued)
 		return;
-	if (node->prev)
-		node->prev->next = node->next;
-	else
-		loop->deferred = node->next;
-	if (node->next)
-		node->next->prev = node->prev;
-	else
-		loop->deferred_tail = node->prev;
+	TAILQ_REMOVE(&loop->deferred, node, link);
 	node->queued = false;
-	node->prev = node->next = NULL;
 }
 
 /*
@@ -100,13 +86,13 @@ void event_defer_cancel(struct event_loop *loop, struct event_deferred *node)
 static bool run_deferred(struct event_loop *loop)
 {
 	unsigned pass = loop->pass++;
+	struct event_deferred *node;
 
-	while (loop->deferred && loop->deferred->pass == pass) {
-		struct event_deferred *node = loop->deferred;
+	while ((node = TAILQ_FIRST(&loop->deferred)) != NULL && node->pass == pass) {
 		event_defer_cancel(loop, node);
 		node->fn(node);
 	}
-	return loop->deferred != NULL;
+	return !TAILQ_EMPTY(&loop->deferred);
 }
 
 struct event_loop *event_loop_create(void)
@@ -121,15 +107,18 @@ struct event_loop *event_loop_create(void)
 	}
 	loop->signal_fd = -1;
 	sigemptyset(&loop->signals);
+	SLIST_INIT(&loop->removed);
+	TAILQ_INIT(&loop->deferred); /* an empty TAILQ, unlike the SLIST, is not all zeros */
 	return loop;
 }
 
 static void free_removed(struct event_loop *loop)
 {
-	while (loop->removed) {
-		struct event_source *next = loop->removed->next_removed;
-		free(loop->removed);
-		loop->removed = next;
+	struct event_source *source;
+
+	while ((source = SLIST_FIRST(&loop->removed)) != NULL) {
+		SLIST_REMOVE_HEAD(&loop->removed, next_removed);
+		free(source);
 	}
 }
 
@@ -183,8 +172,7 @@ void event_source_remove(struct event_source *source)
 	/* The fd may already be closed by the owner; then the kernel dropped it. */
 	epoll_ctl(source->loop->epoll_fd, EPOLL_CTL_DEL, source->fd, NULL);
 	source->removed = true;
-	source->next_removed = source->loop->removed;
-	source->loop->removed = source;
+	SLIST_INSERT_HEAD(&source->loop->removed, source, next_removed);
 }
 
 static void read_signals(int fd, uint32_t events, void *data)

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <sys/queue.h>
 
 struct event_loop;
 struct event_source;
@@ -26,8 +27,8 @@ typedef void event_tick_fn(void *data);
  */
 struct event_deferred {
 	void (*fn)(struct event_deferred *node);
-	struct event_deferred *prev, *next;
-	unsigned pass; /* the run of deferred work it is due in */
+	TAILQ_ENTRY(event_deferred) link; /* in the loop's queue while queued */
+	unsigned pass;                    /* the run of deferred work it is due in */
 	bool queued;
 };
 

@@ -50,9 +50,10 @@ static const char *const bye_names[] = {
 	[BYE_FLOOD] = "flood",
 	[BYE_PROTOCOL] = "protocol",
 	[BYE_DONE] = "done",
+	[BYE_TLS_REQUIRED] = "tls-required",
 };
 
-static const char *const cap_names[PROTOCOL_CAP_COUNT] = {"typing", "action", "done"};
+static const char *const cap_names[PROTOCOL_CAP_COUNT] = {"typing", "action", "done", "secure"};
 
 const char *protocol_mode_name(enum chat_mode mode)
 {

@@ -19,6 +19,7 @@
 /* The bytes a name or room may take: PROTOCOL_NAME_MAX characters of UTF-8. */
 #define PROTOCOL_NAME_BYTES (4 * PROTOCOL_NAME_MAX)
 #define PROTOCOL_DEFAULT_PORT 52928
+#define PROTOCOL_DEFAULT_TLS_PORT 52929
 #define PROTOCOL_DEFAULT_MAX_LINE 4096
 
 enum chat_mode {
@@ -42,8 +43,9 @@ enum protocol_cap {
 	CAP_TYPING = 1u << 0, /* /typing, and TYPING from the partner */
 	CAP_ACTION = 1u << 1, /* /me, and ACTION from the partner */
 	CAP_DONE = 1u << 2,   /* /done, DONE, BYE done, and RELAYED before a BYE */
+	CAP_SECURE = 1u << 3, /* SECURE after PAIRED: is all of it encrypted? */
 };
-#define PROTOCOL_CAP_COUNT 3
+#define PROTOCOL_CAP_COUNT 4
 #define PROTOCOL_CAPS_ALL ((1u << PROTOCOL_CAP_COUNT) - 1)
 
 /* The word for capability number index (0 .. PROTOCOL_CAP_COUNT-1). */
@@ -157,10 +159,11 @@ enum bye_reason {
 	BYE_ADDRESS_LIMIT,
 	BYE_JOIN_TIMEOUT,
 	BYE_TOO_SLOW,
-	BYE_FLOOD,    /* kept sending far past the rate limit */
-	BYE_PROTOCOL, /* not a turnchat server, or one that spoke nonsense */
-	BYE_DONE,     /* both sides sent /done (CAP_DONE) */
-	BYE_UNKNOWN,  /* a reason this client does not know (a later server's) */
+	BYE_FLOOD,        /* kept sending far past the rate limit */
+	BYE_PROTOCOL,     /* not a turnchat server, or one that spoke nonsense */
+	BYE_DONE,         /* both sides sent /done (CAP_DONE) */
+	BYE_TLS_REQUIRED, /* plain text from beyond loopback, where TLS is required */
+	BYE_UNKNOWN,      /* a reason this client does not know (a later server's) */
 };
 
 enum first_speaker {
@@ -189,6 +192,8 @@ int protocol_append_action(struct buffer *out, const char *text, size_t len);
 int protocol_append_action_as_msg(struct buffer *out, const char *name, const char *text, size_t len);
 int protocol_append_done(struct buffer *out);
 int protocol_append_relayed(struct buffer *out, unsigned long count);
+/* "SECURE yes" when both people reach the server over TLS, else "SECURE no". */
+int protocol_append_secure(struct buffer *out, bool both_encrypted);
 
 enum server_keyword {
 	SRV_HELLO,
@@ -203,6 +208,7 @@ enum server_keyword {
 	SRV_ACTION,  /* the partner's /me */
 	SRV_DONE,    /* the partner sent /done */
 	SRV_RELAYED, /* before BYE: how many of our messages reached the partner */
+	SRV_SECURE,  /* after PAIRED: whether both legs are encrypted */
 	SRV_UNKNOWN,
 };
 
@@ -221,6 +227,7 @@ struct server_line {
 	enum bye_reason bye;   /* BYE: word as a reason, BYE_UNKNOWN if none known */
 	unsigned caps;         /* CAPS */
 	unsigned long count;   /* RELAYED */
+	bool secure;           /* SECURE yes */
 };
 
 /* Returns false when the line is not valid protocol (keyword known but fields wrong). */

@@ -7,17 +7,20 @@
 
 #include "protocol.h"
 
-static const char *const keywords[] = {
+/* Sized by the enum, so the parser never reads past the end; each keyword
+ * needs its entry (the round-trip unit test checks every one). */
+static const char *const keywords[SRV_UNKNOWN] = {
 	[SRV_HELLO] = "HELLO",   [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED",
 	[SRV_MSG] = "MSG",       [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
 	[SRV_BYE] = "BYE",       [SRV_CAPS] = "CAPS",       [SRV_TYPING] = "TYPING",
 	[SRV_ACTION] = "ACTION", [SRV_DONE] = "DONE",       [SRV_RELAYED] = "RELAYED",
+	[SRV_SECURE] = "SECURE",
 };
 /* Their lengths, so that formatting a MSG line measures nothing. */
-static const unsigned char keyword_lengths[] = {
-	[SRV_HELLO] = 5,  [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,
-	[SRV_ERR] = 3,    [SRV_INFO] = 4,    [SRV_BYE] = 3,    [SRV_CAPS] = 4,
-	[SRV_TYPING] = 6, [SRV_ACTION] = 6,  [SRV_DONE] = 4,   [SRV_RELAYED] = 7,
+static const unsigned char keyword_lengths[SRV_UNKNOWN] = {
+	[SRV_HELLO] = 5, [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,    [SRV_ERR] = 3,
+	[SRV_INFO] = 4,  [SRV_BYE] = 3,     [SRV_CAPS] = 4,   [SRV_TYPING] = 6, [SRV_ACTION] = 6,
+	[SRV_DONE] = 4,  [SRV_RELAYED] = 7, [SRV_SECURE] = 6,
 };
 
 /* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */
@@ -146,6 +149,12 @@ int protocol_append_relayed(struct buffer *out, unsigned long count)
 	return append_line(out, SRV_RELAYED, number, (size_t)len, NULL, 0);
 }
 
+int protocol_append_secure(struct buffer *out, bool both_encrypted)
+{
+	return append_line(out, SRV_SECURE, both_encrypted ? "yes" : "no", both_encrypted ? 3 : 2,
+			   NULL, 0);
+}
+
 int protocol_append_bye(struct buffer *out, enum bye_reason reason, const char *text)
 {
 	return append_words(out, SRV_BYE, protocol_bye_name(reason), text);
@@ -189,6 +198,12 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 		return pos >= len;
 	case SRV_CAPS:
 		parsed->caps = protocol_parse_caps(line + pos, pos < len ? len - pos : 0);
+		return true;
+	case SRV_SECURE:
+		if (!next_word(line, len, &pos, &w, &w_len) || pos < len ||
+		    !(word_is(w, w_len, "yes") || word_is(w, w_len, "no")))
+			return false;
+		parsed->secure = word_is(w, w_len, "yes");
 		return true;
 	case SRV_RELAYED:
 		if (!next_word(line, len, &pos, &w, &w_len) || w_len > 19 || pos < len)

@@ -18,7 +18,7 @@
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 
-int activation_adopt_sockets(struct listener *listener)
+int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port)
 {
 	char **names = NULL;
 	/* unset_environment: children must not think the sockets are theirs. */
@@ -44,14 +44,17 @@ int activation_adopt_sockets(struct listener *listener)
 			adopted = -1;
 			continue;
 		}
+		bool is_tls = strcmp(name, "tls") == 0 || listener_port(fd) == tls_port;
 		if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0 ||
-		    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 || listener_add_fd(listener, fd) < 0) {
+		    fcntl(fd, F_SETFD, FD_CLOEXEC) < 0 ||
+		    listener_add_fd(is_tls ? tls : plain, fd) < 0) {
 			log_warn("cannot serve passed fd %d (%s)", fd, name);
 			adopted = -1;
 			continue;
 		}
 		listener_describe(fd, where, sizeof(where));
-		log_info("listening on %s (socket '%s' from the service manager)", where, name);
+		log_info("listening on %s%s (socket '%s' from the service manager)", where,
+			 is_tls ? " for TLS" : "", name);
 		if (adopted >= 0)
 			adopted++;
 	}
@@ -99,9 +102,11 @@ void activation_watchdog(void)
 
 #else /* built without libsystemd: nothing is passed, nobody listens */
 
-int activation_adopt_sockets(struct listener *listener)
+int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port)
 {
-	(void)listener;
+	(void)plain;
+	(void)tls;
+	(void)tls_port;
 	if (getenv("LISTEN_FDS"))
 		log_warnx("sockets were passed, but turnchatd was built without libsystemd");
 	return 0;

@@ -13,11 +13,12 @@
 struct listener;
 
 /*
- * Adds every listening stream socket the service manager passed to
- * listener, made non-blocking. Returns how many, or -1 when a passed
- * socket cannot be used (reported through the log).
+ * Adds every listening stream socket the service manager passed, made
+ * non-blocking: to tls when it is named "tls" (FileDescriptorName=) or
+ * listens on tls_port, else to plain. Returns how many, or -1 when a
+ * passed socket cannot be used (reported through the log).
  */
-int activation_adopt_sockets(struct listener *listener);
+int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port);
 
 void activation_ready(void);
 void activation_reloading(void);

@@ -1,6 +1,6 @@
 /*
- * address: used by server (on accept, and for the addresses it turns away)
- * and session (in log lines).
+ * address: used by server (on accept, for require_tls, and for the
+ * addresses it turns away) and session (in log lines).
  */
 #include "address.h"
 
@@ -34,4 +34,17 @@ const char *peer_address_text(const union peer_address *peer, char *text, size_t
 	if (!net_address_text(&peer->sa, len, text, size))
 		snprintf(text, size, "local");
 	return text;
+}
+
+bool peer_address_is_local(const struct sockaddr *addr)
+{
+	if (addr->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+		return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+	}
+	if (addr->sa_family == AF_INET6) {
+		const struct in6_addr *a = &((const struct sockaddr_in6 *)addr)->sin6_addr;
+		return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+	}
+	return addr->sa_family == AF_UNIX;
 }

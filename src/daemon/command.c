@@ -1,16 +1,66 @@
 /*
  * command: called by the connection (through command_handler, which the
- * server gives each session) with every line a person sends; calls the
- * protocol to parse it and the session to act on it. Settings made before
+ * server gives each session) with every line a person sends, and by the
+ * server's tick for the refusal summaries; calls the protocol to parse a
+ * line and the session to act on it, or refuses it. Settings made before
  * /join (name, mode, capabilities) are written here: they are not states.
  */
 #include "command.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "session.h"
+#include "tls.h"
+
+/* The summary of what a window refused beyond its first line (see limits.h). */
+void command_log_refusals(struct session *session, bool force)
+{
+	int last;
+	unsigned n = refusals_summary(session->refused, event_now_ms(session->server->loop), force,
+				      &last);
+	if (n)
+		log_info("#%lu %s: refused %u more line%s within %u seconds (the last: %s)",
+			 session->id, session->name, n, n == 1 ? "" : "s", REFUSAL_WINDOW_MS / 1000,
+			 protocol_error_name((enum error_code)last));
+}
+
+/* Answers the line just received with ERR code (it had no effect) and logs
+ * it, or counts it for the summary; a flood ends the connection instead. */
+static void refuse(struct session *session, enum error_code code)
+{
+	unsigned burst = session->server->config.server.rate_burst;
+
+	command_log_refusals(session, false);
+	switch (refusals_add(&session->refused, code, code == ERR_RATE_LIMITED, burst,
+			     event_now_ms(session->server->loop))) {
+	case REFUSAL_FLOOD:
+		command_log_refusals(session, true);
+		log_notice("#%lu %s (%s): over %u lines past the rate limit within %u seconds; "
+			   "ending the connection and turning its address away as long",
+			   session->id, session->name, SESSION_WHERE(session),
+			   REFUSAL_FLOOD_FACTOR * burst, REFUSAL_WINDOW_MS / 1000);
+		session_expel(session, BYE_FLOOD);
+		/* Reading the rest of a flood would cost what the limit saves. */
+		connection_reset_after_flush(session->conn);
+		server_turn_away(session->server, session);
+		return;
+	case REFUSAL_LOG:
+		log_info("#%lu %s: refused a line: %s", session->id, session->name,
+			 protocol_error_name(code));
+		break;
+	case REFUSAL_COUNTED:
+		break;
+	}
+	char text[80];
+	/* Without the limit, nobody knows how much shorter to make it. */
+	snprintf(text, sizeof(text), "Line too long (the limit is %zu bytes); it was not sent",
+		 session->server->config.server.max_line);
+	session_queued(session, protocol_append_error(connection_output(session->conn), code,
+						      code == ERR_TOO_LONG ? text : NULL));
+}
 
 static enum error_code set_name(struct session *session, const char *name, size_t len)
 {
@@ -97,17 +147,40 @@ static void command_line(void *ctx, const char *line, size_t len)
 	else
 		refused = act(session, &command);
 	if (refused != ERR_UNKNOWN)
-		session_refuse(session, refused);
+		refuse(session, refused);
 }
 
 static void command_too_long(void *ctx)
 {
-	session_refuse(ctx, ERR_TOO_LONG);
+	refuse(ctx, ERR_TOO_LONG);
+}
+
+/* A TLS client at the plain-text port would wait for an answer it cannot
+ * read: end it at once, without reading on. */
+static bool command_first_bytes(void *ctx, const char *data, size_t len)
+{
+	struct session *session = ctx;
+	char why[128];
+
+	if (connection_tls(session->conn) ||
+	    !tls_looks_like_handshake((const unsigned char *)data, len))
+		return true;
+	snprintf(why, sizeof(why), "a TLS handshake at the plain-text port (TLS is port %u); closing",
+		 session->server->config.tls_port);
+	session_drop(session, why);
+	return false;
+}
+
+static void command_end(void *ctx, enum connection_end end)
+{
+	command_log_refusals(ctx, true);
+	session_end(ctx, end);
 }
 
 const struct connection_handler command_handler = {
+	.on_first_bytes = command_first_bytes,
 	.on_line = command_line,
 	.on_too_long = command_too_long,
 	.on_drained = session_drained,
-	.on_end = session_end,
+	.on_end = command_end,
 };

@@ -72,6 +72,25 @@ int listener_add_fd(struct listener *listener, int fd)
 	return 0;
 }
 
+bool listener_has_sockets(const struct listener *listener)
+{
+	return listener->count > 0;
+}
+
+unsigned listener_port(int fd)
+{
+	struct sockaddr_storage addr;
+	socklen_t len = sizeof(addr);
+
+	if (getsockname(fd, (struct sockaddr *)&addr, &len) < 0)
+		return 0;
+	if (addr.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&addr)->sin_port);
+	if (addr.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&addr)->sin6_port);
+	return 0;
+}
+
 void listener_describe(int fd, char *text, size_t size)
 {
 	struct sockaddr_storage addr;

@@ -38,8 +38,14 @@ bool listener_fd_is_listening(int fd);
 /* Warns about each socket that is not where host and port say it should be. */
 void listener_check_address(const struct listener *listener, const char *host, unsigned port);
 
+/* True when it serves at least one socket. */
+bool listener_has_sockets(const struct listener *listener);
+
 /* True when a connection waits to be accepted (checked before exiting when idle). */
 bool listener_has_pending(const struct listener *listener);
+
+/* The port a socket is bound to; 0 for none (a Unix socket). */
+unsigned listener_port(int fd);
 
 /* Fills text with a printable "address port N" for a socket's local name. */
 void listener_describe(int fd, char *text, size_t size);

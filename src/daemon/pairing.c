@@ -13,16 +13,21 @@
 
 #include "protocol.h"
 
+#define PAIRING_FIRST_BUCKETS 64
+
 struct room {
 	struct room *next;
 	void *waiter;
 	char name[PROTOCOL_NAME_BYTES + 1];
 };
 
+/* The first table comes with the struct (as Tcl's staticBuckets do), so
+ * that making a pairing is one allocation that either works or does not. */
 struct pairing {
-	struct room **buckets;
-	size_t bucket_count; /* a power of two */
+	struct room **buckets; /* first_buckets until the table grows */
+	size_t bucket_count;   /* a power of two */
 	size_t waiting;
+	struct room *first_buckets[PAIRING_FIRST_BUCKETS];
 };
 
 static uint32_t hash_name(const char *name)
@@ -30,16 +35,18 @@ static uint32_t hash_name(const char *name)
 	return hash_fnv1a(name, strlen(name));
 }
 
+static void free_buckets(struct pairing *pairing)
+{
+	if (pairing->buckets != pairing->first_buckets)
+		free(pairing->buckets);
+}
+
 struct pairing *pairing_create(void)
 {
 	struct pairing *pairing = calloc(1, sizeof(*pairing));
-	if (pairing == NULL)
-		return NULL;
-	pairing->bucket_count = 64;
-	pairing->buckets = calloc(pairing->bucket_count, sizeof(*pairing->buckets));
-	if (pairing->buckets == NULL) {
-		free(pairing);
-		return NULL;
+	if (pairing) {
+		pairing->buckets = pairing->first_buckets;
+		pairing->bucket_count = PAIRING_FIRST_BUCKETS;
 	}
 	return pairing;
 }
@@ -55,7 +62,7 @@ void pairing_destroy(struct pairing *pairing)
 			pairing->buckets[i] = next;
 		}
 	}
-	free(pairing->buckets);
+	free_buckets(pairing);
 	free(pairing);
 }
 
@@ -85,7 +92,7 @@ static void maybe_grow(struct pairing *pairing)
 			buckets[b] = room;
 		}
 	}
-	free(pairing->buckets);
+	free_buckets(pairing);
 	pairing->buckets = buckets;
 	pairing->bucket_count = count;
 }

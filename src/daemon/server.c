@@ -19,6 +19,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 {
 	memset(server, 0, sizeof(*server));
 	server->loop = loop;
+	LIST_INIT(&server->sessions);
 	server->config = *config;
 	server->pairing = pairing_create();
 	server->addresses = address_counts_create();
@@ -39,9 +40,9 @@ void server_finish(struct server *server)
 	server->waiting = NULL;
 }
 
-void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+static void accept_session(struct server *server, int fd, const struct sockaddr *addr,
+			   socklen_t addr_len, struct tls_config *tls)
 {
-	struct server *server = data;
 	bool full = server->clients >= server->config.server.max_clients;
 	struct address_key key;
 
@@ -49,7 +50,7 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 	/* Counted before the session exists, so that session_end can uncount. */
 	unsigned from_address = address_counts_add(server->addresses, &key);
 	struct session *session = from_address ? session_create(server, fd, addr, addr_len,
-								&command_handler)
+								&command_handler, tls)
 					       : NULL;
 	if (session == NULL) {
 		if (from_address)
@@ -77,7 +78,28 @@ void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void
 		session_bye(session, BYE_SERVER_FULL, "Too many people are connected; try later");
 	} else if (server->stopping) {
 		session_bye(session, BYE_SHUTDOWN, "The server is shutting down");
+	} else if (!tls && server->config.server.require_tls && !peer_address_is_local(addr)) {
+		char text[64];
+		snprintf(text, sizeof(text), "Connect with TLS, on port %u", server->config.tls_port);
+		log_info("#%lu refused: plain text from beyond this host (require_tls)", session->id);
+		session_bye(session, BYE_TLS_REQUIRED, text);
 	}
+}
+
+void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+{
+	accept_session(data, fd, addr, addr_len, NULL);
+}
+
+void server_accept_tls(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data)
+{
+	struct server *server = data;
+	if (server->tls == NULL) {
+		/* A TLS socket passed by the service manager, but no certificate. */
+		close(fd);
+		return;
+	}
+	accept_session(server, fd, addr, addr_len, server->tls);
 }
 
 static void server_tick(void *data)
@@ -85,6 +107,7 @@ static void server_tick(void *data)
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
 	struct penalty done;
+	struct session *session;
 
 	while (penalty_box_expire(&server->flooders, now, &done))
 		log_notice("%s: no longer turned away; %u connection%s turned away meanwhile",
@@ -92,18 +115,22 @@ static void server_tick(void *data)
 
 	/* Ending a conversation or a session here only queues BYEs and aborts:
 	 * sessions are freed from the loop, never during this walk. */
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry) {
 		session_tick(session, now);
+		command_log_refusals(session, false);
+	}
 }
 
 void server_stop(struct server *server)
 {
+	struct session *session;
+
 	if (server->stopping)
 		return;
 	server->stopping = true;
 	log_notice("shutting down: %u clients, %u conversations", server->clients,
 		   server_conversations(server));
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry)
 		session_shutdown(session);
 }
 
@@ -118,7 +145,7 @@ void server_turn_away(struct server *server, const struct session *session)
 
 bool server_idle(const struct server *server)
 {
-	return server->sessions == NULL;
+	return LIST_EMPTY(&server->sessions);
 }
 
 unsigned server_conversations(const struct server *server)
@@ -135,12 +162,8 @@ void server_session_moved(struct server *server, struct session *session, int fr
 {
 	enum session_state from = (enum session_state)from_state, to = session->state;
 
-	if (from == SESSION_GONE) {
-		session->next = server->sessions;
-		if (server->sessions)
-			server->sessions->prev = session;
-		server->sessions = session;
-	}
+	if (from == SESSION_GONE)
+		LIST_INSERT_HEAD(&server->sessions, session, entry);
 	server->clients += is_open(to) - is_open(from);
 	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
 	/* Counted by server_may_wait on the way in. */
@@ -149,12 +172,7 @@ void server_session_moved(struct server *server, struct session *session, int fr
 	if (to == SESSION_GONE) {
 		/* Counted by server_accept before the session was made. */
 		address_counts_remove(server->addresses, SESSION_KEY(session));
-		if (session->prev)
-			session->prev->next = session->next;
-		else
-			server->sessions = session->next;
-		if (session->next)
-			session->next->prev = session->prev;
+		LIST_REMOVE(session, entry);
 	}
 }
 
@@ -175,8 +193,10 @@ bool server_may_wait(struct server *server, const struct session *session)
  */
 void server_apply_config(struct server *server, const struct config *config)
 {
+	struct session *session;
+
 	server->config = *config;
-	for (struct session *session = server->sessions; session; session = session->next)
+	LIST_FOREACH(session, &server->sessions, entry)
 		connection_set_limits(session->conn, config->server.max_line,
 				      config->server.max_queue);
 }

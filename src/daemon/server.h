@@ -6,6 +6,7 @@
 #define TURNCHAT_SERVER_H
 
 #include <stdbool.h>
+#include <sys/queue.h>
 #include <sys/socket.h>
 
 #include "config.h"
@@ -14,6 +15,7 @@
 #include "pairing.h"
 
 struct session;
+struct tls_config;
 
 /* Called with each new pair, for tests and the fuzzer; NULL in the daemon. */
 typedef void server_paired_fn(void *data, struct session *waiter, struct session *caller);
@@ -25,9 +27,10 @@ struct server {
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct penalty_box flooders;      /* addresses turned away for a while */
-	struct session *sessions;         /* every open connection, a doubly linked list */
+	LIST_HEAD(, session) sessions;    /* every open connection */
 	unsigned clients;                 /* sessions not yet closing */
 	unsigned paired;                  /* sessions in a conversation: two per conversation */
+	struct tls_config *tls;           /* the certificate in force; NULL: no TLS */
 	unsigned long next_id;
 	bool stopping;
 	server_paired_fn *paired_hook;
@@ -37,8 +40,10 @@ struct server {
 int server_init(struct server *server, struct event_loop *loop, const struct config *config);
 void server_finish(struct server *server);
 
-/* The listener hands over each accepted, non-blocking socket. */
+/* The listeners hand over each accepted, non-blocking socket: from the
+ * plain-text port, and from the TLS port. */
 void server_accept(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data);
+void server_accept_tls(int fd, const struct sockaddr *addr, socklen_t addr_len, void *data);
 
 /* Says BYE shutdown to everyone and closes gracefully; done when no session is left. */
 void server_stop(struct server *server);

@@ -17,6 +17,7 @@
 
 #include "conversation.h"
 #include "log.h"
+#include "tls.h"
 
 /* How long a closing connection may take to read its last lines. */
 #define SESSION_CLOSE_GRACE_MS 5000
@@ -56,7 +57,8 @@ static void set_state(struct session *session, enum session_state to)
 }
 
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len, const struct connection_handler *handler)
+			       socklen_t addr_len, const struct connection_handler *handler,
+			       struct tls_config *tls)
 {
 	struct session *session = calloc(1, sizeof(*session));
 	if (session == NULL) {
@@ -73,11 +75,20 @@ struct session *session_create(struct server *server, int fd, const struct socka
 	rate_start(&session->rate, server->config.server.rate_burst, session->connected_ms);
 	session->conn = connection_create(server->loop, fd, server->config.server.max_line,
 					  server->config.server.max_queue, handler, session);
-	if (session->conn == NULL) {
-		close(fd);
+#ifdef HAVE_TLS
+	struct tls *encrypted = session->conn && tls ? tls_server_start(tls, fd) : NULL;
+#else
+	struct tls *encrypted = NULL;
+#endif
+	if (session->conn == NULL || (tls && encrypted == NULL)) {
+		if (session->conn)
+			connection_destroy(session->conn);
+		else
+			close(fd);
 		free(session);
 		return NULL;
 	}
+	connection_use_tls(session->conn, encrypted);
 	set_state(session, SESSION_NEW);
 	session_queued(session, protocol_append_hello(output(session), server->config.server.name));
 	return session;
@@ -127,6 +138,24 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 
 /* --- Conversations ------------------------------------------------------- */
 
+/* Whether all of the conversation is encrypted: to those who asked, and to
+ * someone on TLS whose partner is not (no v1 line changes for anyone else). */
+static void tell_encryption(struct session *session, const struct session *partner)
+{
+	bool mine = connection_tls(session->conn), theirs = connection_tls(partner->conn);
+	char text[PROTOCOL_NAME_BYTES + 120];
+
+	if (session->caps & CAP_SECURE) {
+		session_queued(session, protocol_append_secure(output(session), mine && theirs));
+	} else if (mine && !theirs) {
+		snprintf(text, sizeof(text),
+			 "%s is connected without TLS: what you both write crosses their network "
+			 "unencrypted.",
+			 partner->name);
+		session_queued(session, protocol_append_info(output(session), text));
+	}
+}
+
 /* waiter was at the meeting point first; caller came second and speaks first. */
 static int pair(struct session *waiter, struct session *caller, enum chat_mode mode)
 {
@@ -145,6 +174,7 @@ static int pair(struct session *waiter, struct session *caller, enum chat_mode m
 		session_queued(session, protocol_append_paired(
 						output(session), session_partner(session)->name, mode,
 						turn_first_for(&conversation->turn, side)));
+		tell_encryption(session, session_partner(session));
 	}
 	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
 		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
@@ -226,8 +256,7 @@ static void end_conversation(struct session *session, struct session *leaver,
 	conversation_destroy(conversation);
 }
 
-/* Ends this person's part for reason; a partner hears peer-lost. */
-static void session_expel(struct session *session, enum bye_reason reason)
+void session_expel(struct session *session, enum bye_reason reason)
 {
 	if (session->state == SESSION_PAIRED)
 		end_conversation(session, session, reason, true, BYE_PEER_LOST);
@@ -243,51 +272,14 @@ void session_shutdown(struct session *session)
 		session_bye(session, BYE_SHUTDOWN, NULL);
 }
 
-/* --- Lines --------------------------------------------------------------- */
-
-/* The summary of what a window refused beyond its first line (see limits.h). */
-static void log_refusals(struct session *session, bool force)
+void session_drop(struct session *session, const char *why)
 {
-	int last;
-	unsigned n = refusals_summary(session->refused, event_now_ms(session->server->loop), force,
-				      &last);
-	if (n)
-		log_info("#%lu %s: refused %u more line%s within %u seconds (the last: %s)",
-			 session->id, session->name, n, n == 1 ? "" : "s", REFUSAL_WINDOW_MS / 1000,
-			 protocol_error_name((enum error_code)last));
-}
-
-void session_refuse(struct session *session, enum error_code code)
-{
-	unsigned burst = session->server->config.server.rate_burst;
-
-	log_refusals(session, false);
-	switch (refusals_add(&session->refused, code, code == ERR_RATE_LIMITED, burst,
-			     event_now_ms(session->server->loop))) {
-	case REFUSAL_FLOOD:
-		log_refusals(session, true);
-		log_notice("#%lu %s (%s): over %u lines past the rate limit within %u seconds; "
-			   "ending the connection and turning its address away as long",
-			   session->id, session->name, SESSION_WHERE(session),
-			   REFUSAL_FLOOD_FACTOR * burst, REFUSAL_WINDOW_MS / 1000);
-		session_expel(session, BYE_FLOOD);
-		/* Reading the rest of a flood would cost what the limit saves. */
-		connection_reset_after_flush(session->conn);
-		server_turn_away(session->server, session);
-		return;
-	case REFUSAL_LOG:
-		log_info("#%lu %s: refused a line: %s", session->id, session->name,
-			 protocol_error_name(code));
-		break;
-	case REFUSAL_COUNTED:
-		break;
-	}
-	char text[80];
-	/* Without the limit, nobody knows how much shorter to make it. */
-	snprintf(text, sizeof(text), "Line too long (the limit is %zu bytes); it was not sent",
-		 session->server->config.server.max_line);
-	session_queued(session, protocol_append_error(output(session), code,
-						      code == ERR_TOO_LONG ? text : NULL));
+	log_info("#%lu %s: %s", session->id, SESSION_WHERE(session), why);
+	if (session->state == SESSION_PAIRED)
+		end_conversation(session, session, BYE_PEER_LOST, false, BYE_PEER_LOST);
+	if (session->state != SESSION_CLOSING)
+		set_state(session, SESSION_CLOSING);
+	connection_abort(session->conn);
 }
 
 /* --- What lines ask for ---------------------------------------------------- */
@@ -369,13 +361,29 @@ void session_end(void *ctx, enum connection_end end)
 {
 	struct session *session = ctx;
 
+	struct tls *tls = connection_tls(session->conn);
+#ifdef HAVE_TLS
+	const char *why = end == CONNECTION_ERROR && tls ? tls_error(tls) : NULL;
+	if (session->state != SESSION_CLOSING && why && tls_error_was_plaintext(tls)) {
+		/* Someone with nc at the TLS port: say where plain text goes. */
+		char bye[96];
+		int n = snprintf(bye, sizeof(bye),
+				 "BYE protocol This port speaks TLS; plain text "
+				 "goes to port %u\n",
+				 session->server->config.port);
+		connection_send_now(session->conn, bye, (size_t)n);
+	}
+#else
+	const char *why = NULL;
+	(void)tls;
+#endif
 	if (session->state != SESSION_CLOSING) {
-		log_info("#%lu %s (%s): connection %s", session->id, session->name,
-			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost");
+		log_info("#%lu %s (%s): connection %s%s%s", session->id, session->name,
+			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost",
+			 why ? ": " : "", why ? why : "");
 		if (session->state == SESSION_PAIRED)
 			end_conversation(session, session, BYE_PEER_LOST, false, BYE_PEER_LOST);
 	}
-	log_refusals(session, true);
 	log_debug("#%lu disconnected", session->id);
 	set_state(session, SESSION_GONE);
 	connection_destroy(session->conn);
@@ -420,7 +428,6 @@ void session_tick(struct session *session, uint64_t now)
 	case IDLE_NOT_YET:
 		break;
 	}
-	log_refusals(session, false);
 	if (closing) {
 		/* When stopping, the service manager is waiting on us: be brief. */
 		uint64_t grace = session->server->stopping ? 1000 : SESSION_CLOSE_GRACE_MS;

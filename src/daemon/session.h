@@ -37,7 +37,7 @@ extern const char session_default_name[];
 struct session {
 	struct server *server;
 	struct connection *conn;
-	struct session *prev, *next;
+	LIST_ENTRY(session) entry;         /* in server->sessions */
 	struct conversation *conversation; /* while PAIRED */
 	struct refusals *refused;          /* once a line was refused */
 	unsigned long id;
@@ -61,10 +61,14 @@ static inline const struct address_key *session_key(const struct session *s, str
 }
 #define SESSION_KEY(s) session_key((s), &(struct address_key){0})
 
+struct tls_config;
+
 /* Takes over fd; its lines go to handler (command.c's), with the session as
- * context. Returns NULL (fd closed) when out of memory. */
+ * context; with tls, the connection is encrypted. Returns NULL (fd closed)
+ * when out of memory. */
 struct session *session_create(struct server *server, int fd, const struct sockaddr *addr,
-			       socklen_t addr_len, const struct connection_handler *handler);
+			       socklen_t addr_len, const struct connection_handler *handler,
+			       struct tls_config *tls);
 /* The connection's other events, for that handler. */
 void session_drained(void *session);
 void session_end(void *session, enum connection_end end);
@@ -78,6 +82,10 @@ struct session *session_partner(const struct session *session);
 
 /* The once-a-second look at timeouts: idle conversation, join, slow reader, closing. */
 void session_tick(struct session *session, uint64_t now);
+
+/* Ends the connection at once, without a word to a peer that would not
+ * understand one; why goes to the log. */
+void session_drop(struct session *session, const char *why);
 
 /* Sends BYE with reason and closes this session's connection gracefully. */
 void session_bye(struct session *session, enum bye_reason reason, const char *text);
@@ -97,8 +105,7 @@ enum error_code session_done(struct session *session);
 void session_quit(struct session *session);
 /* Sends what a protocol_append_* call (its result rc) put in the output. */
 void session_queued(struct session *session, int rc);
-/* Answers the line just received with ERR code (it had no effect) and logs
- * it, or counts it for the summary; a flood ends the connection instead. */
-void session_refuse(struct session *session, enum error_code code);
+/* Ends this person's part for reason; a partner hears peer-lost. */
+void session_expel(struct session *session, enum bye_reason reason);
 
 #endif

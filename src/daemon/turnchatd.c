@@ -19,6 +19,8 @@
 
 #include "activation.h"
 #include "build_info.h"
+#include "certificate.h"
+#include "cli.h"
 #include "config.h"
 #include "connection.h"
 #include "event.h"
@@ -30,6 +32,7 @@ struct daemon {
 	struct event_loop *loop;
 	struct server server;
 	struct listener *listener;
+	struct listener *tls_listener; /* the TLS port's sockets, if any */
 	const char *config_path;
 	bool config_explicit;
 	bool foreground;
@@ -64,6 +67,8 @@ static void on_stop_signal(int signo, void *data)
 	activation_stopping();
 	listener_destroy(daemon->listener);
 	daemon->listener = NULL;
+	listener_destroy(daemon->tls_listener);
+	daemon->tls_listener = NULL;
 	server_stop(&daemon->server);
 }
 
@@ -83,6 +88,7 @@ static void on_reload_signal(int signo, void *data)
 	/* Where to listen is the socket's business; it cannot move under us. */
 	server_apply_config(&daemon->server, &cfg);
 	log_set_level(daemon->verbose ? LOG_DEBUG : cfg.server.log_level);
+	certificate_reload(&daemon->server, &cfg.server);
 	if (daemon->managed && daemon->listener)
 		listener_check_address(daemon->listener, cfg.host, cfg.port);
 	log_notice("configuration reloaded");
@@ -92,7 +98,7 @@ static void on_reload_signal(int signo, void *data)
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: turnchatd [-ftv] [-c file]\n"
+		"usage: turnchatd [-ftv] [-c file] [--fingerprint | --make-certificate]\n"
 		"\n"
 		"Pairs people who join the same meeting point and relays their lines.\n"
 		"\n"
@@ -100,6 +106,10 @@ static void usage(FILE *out)
 		"  -t, --test          check the configuration, print \"configuration OK\", exit\n"
 		"  -f, --foreground    log to stderr instead of syslog\n"
 		"  -v, --verbose       log debug messages too\n"
+		"      --fingerprint   print the TLS certificate's key fingerprint and exit\n"
+		"      --make-certificate\n"
+		"                      make a self-signed TLS key and certificate where the\n"
+		"                      config says, unless they exist, and exit\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n",
 		TURNCHAT_CONFIG_PATH);
@@ -113,27 +123,35 @@ static int open_sockets(struct daemon *daemon)
 {
 	const struct config *cfg = &daemon->server.config;
 	char error[512];
-	int adopted = activation_adopt_sockets(daemon->listener);
+	int adopted = activation_adopt_sockets(daemon->listener, daemon->tls_listener, cfg->tls_port);
 
 	if (adopted < 0)
 		return -1;
 	if (adopted == 0 && listener_fd_is_listening(STDIN_FILENO)) {
+		/* inetd: one entry a port; the TLS one is told by its port. */
+		bool tls = listener_port(STDIN_FILENO) == cfg->tls_port;
 		char where[128];
 		if (fcntl(STDIN_FILENO, F_SETFL, fcntl(STDIN_FILENO, F_GETFL) | O_NONBLOCK) < 0 ||
-		    listener_add_fd(daemon->listener, STDIN_FILENO) < 0) {
+		    listener_add_fd(tls ? daemon->tls_listener : daemon->listener, STDIN_FILENO) <
+			    0) {
 			log_warn("cannot serve the socket inetd passed");
 			return -1;
 		}
 		listener_describe(STDIN_FILENO, where, sizeof(where));
-		log_info("listening on %s (socket from inetd)", where);
+		log_info("listening on %s%s (socket from inetd)", where, tls ? " for TLS" : "");
 		adopted = 1;
 	}
 	if (adopted > 0) {
 		daemon->managed = true;
 		listener_check_address(daemon->listener, cfg->host, cfg->port);
+		if (daemon->server.tls == NULL && listener_has_sockets(daemon->tls_listener))
+			log_warnx("a TLS socket was passed, but no certificate is configured: "
+				  "connections to it are closed at once");
 		return 0;
 	}
-	if (listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error)) == 0) {
+	if (listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error)) == 0 ||
+	    (daemon->server.tls && listener_bind(daemon->tls_listener, cfg->host, cfg->tls_port,
+						 error, sizeof(error)) == 0)) {
 		log_warnx("%s", error);
 		return -1;
 	}
@@ -239,6 +257,7 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 	}
 	if (daemon->listener && now - h->last_resume >= 1000) {
 		listener_pause(daemon->listener, false);
+		listener_pause(daemon->tls_listener, false);
 		h->last_resume = now;
 	}
 	unsigned exit_idle = server->config.server.exit_idle;
@@ -249,7 +268,7 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 	/* Someone knocking right now is served first; one who comes after we
 	 * exit waits in the backlog until the service manager starts us again. */
 	if (now - h->idle_since < (uint64_t)exit_idle * 1000 ||
-	    listener_has_pending(daemon->listener))
+	    listener_has_pending(daemon->listener) || listener_has_pending(daemon->tls_listener))
 		return false;
 	log_notice("nobody connected for %u seconds; exiting until the next connection", exit_idle);
 	return true;
@@ -257,21 +276,23 @@ static bool housekeeping(struct daemon *daemon, struct housekeeping *h)
 
 int main(int argc, char **argv)
 {
+	enum { OPT_FINGERPRINT = 256, OPT_MAKE_CERTIFICATE };
 	static const struct option options[] = {
 		{"config", required_argument, NULL, 'c'},
 		{"test", no_argument, NULL, 't'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"verbose", no_argument, NULL, 'v'},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
+		{"fingerprint", no_argument, NULL, OPT_FINGERPRINT},
+		{"make-certificate", no_argument, NULL, OPT_MAKE_CERTIFICATE},
+		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
 	struct daemon daemon = {.config_path = TURNCHAT_CONFIG_PATH};
 	struct config cfg;
 	bool test_only = false;
-	int opt, status = 1;
+	int opt, status = 1, action = 0;
 
-	while ((opt = getopt_long(argc, argv, "c:tfvVh", options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "c:tfv" CLI_SHORT_OPTIONS, options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			daemon.config_path = optarg;
@@ -286,15 +307,12 @@ int main(int argc, char **argv)
 		case 'v':
 			daemon.verbose = true;
 			break;
-		case 'V':
-			printf("turnchatd %s\n", TURNCHAT_VERSION);
-			return 0;
-		case 'h':
-			usage(stdout);
-			return 0;
-		default:
-			usage(stderr);
-			return EX_USAGE;
+		case OPT_FINGERPRINT:
+		case OPT_MAKE_CERTIFICATE:
+			action = opt;
+			break;
+		default: /* -V, -h, or a mistake */
+			return cli_standard_option(opt, "turnchatd", usage);
 		}
 	}
 	if (optind < argc) {
@@ -304,6 +322,23 @@ int main(int argc, char **argv)
 	}
 
 	int errors = read_config(&daemon, &cfg, false);
+	if (action && errors == 0)
+		return action == OPT_FINGERPRINT ? certificate_print_fingerprint(&cfg.server)
+						 : certificate_make(&cfg.server);
+	struct tls_config *tls = NULL;
+	if (errors == 0 && certificate_configured(&cfg.server)) {
+		/* Before dropping privileges: the key may be root's alone. */
+		char why[1024];
+		tls = certificate_load(&cfg.server, why, sizeof(why));
+		if (tls == NULL) {
+			fprintf(stderr, "turnchatd: TLS: %s\n", why);
+			errors++;
+		}
+	}
+	if (test_only || errors > 0) {
+		daemon.server.tls = tls; /* checked; not needed further */
+		certificate_drop(&daemon.server);
+	}
 	if (test_only) {
 		/* As root, check what the daemon would meet once it is the user. */
 		if (errors == 0 && geteuid() == 0) {
@@ -334,9 +369,11 @@ int main(int argc, char **argv)
 	daemon.loop = event_loop_create();
 	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
 		fatal("cannot set up the event loop");
+	daemon.server.tls = tls;
 	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
+	daemon.tls_listener = listener_create(daemon.loop, server_accept_tls, &daemon.server);
 	int dropped = -1;
-	if (daemon.listener == NULL || open_sockets(&daemon) < 0 ||
+	if (daemon.listener == NULL || daemon.tls_listener == NULL || open_sockets(&daemon) < 0 ||
 	    (dropped = drop_privileges(&cfg.server)) < 0)
 		goto out;
 	if (dropped)
@@ -347,8 +384,11 @@ int main(int argc, char **argv)
 	    event_add_signal(daemon.loop, SIGINT, on_stop_signal, &daemon) < 0 ||
 	    event_add_signal(daemon.loop, SIGHUP, on_reload_signal, &daemon) < 0)
 		fatal("cannot watch signals");
-	log_notice("turnchatd %s ready: host '%s', port %u, %s mode by default", TURNCHAT_VERSION,
-		   cfg.host, cfg.port, protocol_mode_name(cfg.server.default_mode));
+	char tls_port[32] = "";
+	if (daemon.server.tls)
+		snprintf(tls_port, sizeof(tls_port), ", TLS port %u", cfg.tls_port);
+	log_notice("turnchatd %s ready: host '%s', port %u%s, %s mode by default", TURNCHAT_VERSION,
+		   cfg.host, cfg.port, tls_port, protocol_mode_name(cfg.server.default_mode));
 	activation_ready();
 
 	uint64_t started = event_now_ms(daemon.loop);
@@ -366,6 +406,8 @@ int main(int argc, char **argv)
 	status = 0;
 out:
 	listener_destroy(daemon.listener);
+	listener_destroy(daemon.tls_listener);
+	certificate_drop(&daemon.server);
 	server_finish(&daemon.server);
 	event_loop_destroy(daemon.loop);
 	return status;

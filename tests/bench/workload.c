@@ -180,6 +180,7 @@ void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now
 	case SRV_ACTION:
 	case SRV_DONE:
 	case SRV_RELAYED:
+	case SRV_SECURE:
 	case SRV_UNKNOWN:
 		break;
 	}

@@ -76,8 +76,11 @@ static void on_paired(void *data, struct session *waiter, struct session *caller
 static void check_server(void)
 {
 	unsigned open = 0, waiting = 0, paired = 0;
-	for (struct session *s = h.server.sessions; s; s = s->next) {
-		FUZZ_CHECK(s->next == NULL || s->next->prev == s, "session list broken");
+	struct session *s;
+
+	LIST_FOREACH(s, &h.server.sessions, entry) {
+		/* le_prev points at whatever points at s: the head or the one before. */
+		FUZZ_CHECK(*s->entry.le_prev == s, "session list broken");
 		if (s->state != SESSION_CLOSING)
 			open++;
 		if (s->state == SESSION_WAITING)
@@ -284,7 +287,9 @@ static void configure(struct input *in)
  * until every session is gone; then checks who heard what. */
 static void stop_server(void)
 {
-	for (struct session *s = h.server.sessions; s; s = s->next) {
+	struct session *s;
+
+	LIST_FOREACH(s, &h.server.sessions, entry) {
 		struct client *c = &h.clients.c[clients_by_id(&h.clients, s->id)];
 		c->must_hear_bye = s->state != SESSION_CLOSING && !connection_is_closing(s->conn) &&
 				   c->fd >= 0 && !c->eof;

@@ -450,7 +450,7 @@ static void test_caps_words(void **state)
 	char text[64];
 
 	(void)state;
-	assert_int_equal(protocol_parse_caps(S("typing action done")), PROTOCOL_CAPS_ALL);
+	assert_int_equal(protocol_parse_caps(S("typing action done secure")), PROTOCOL_CAPS_ALL);
 	assert_int_equal(protocol_parse_caps(S("done  bogus typing")), CAP_DONE | CAP_TYPING);
 	assert_int_equal(protocol_parse_caps(S("")), 0);
 	assert_int_equal(protocol_parse_caps(S("typingx actio")), 0);
@@ -465,9 +465,10 @@ static void test_names_of_codes(void **state)
 	static const char *const errs[] = {"not-your-turn", "not-paired",  "too-long",     "bad-utf8",
 					   "control-char",  "bad-command", "bad-name",     "bad-mode",
 					   "busy",          "empty",       "rate-limited", "done"};
-	static const char *const byes[] = {"quit",     "peer-quit",   "peer-lost",     "shutdown",
-					   "idle",     "server-full", "address-limit", "join-timeout",
-					   "too-slow", "flood",       "protocol",      "done"};
+	static const char *const byes[] = {
+		"quit",        "peer-quit",     "peer-lost",    "shutdown", "idle",
+		"server-full", "address-limit", "join-timeout", "too-slow", "flood",
+		"protocol",    "done",          "tls-required"};
 
 	(void)state;
 	for (size_t i = 0; i < COUNT(errs); i++) {
@@ -582,6 +583,14 @@ static int done(struct buffer *b)
 {
 	return protocol_append_done(b);
 }
+static int secure_yes(struct buffer *b)
+{
+	return protocol_append_secure(b, true);
+}
+static int secure_no(struct buffer *b)
+{
+	return protocol_append_secure(b, false);
+}
 static int relayed(struct buffer *b)
 {
 	return protocol_append_relayed(b, 1234567);
@@ -615,7 +624,7 @@ static const struct format_case {
 	{message_slash, "//x\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{command, "/name Bob\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{command_bare, "/quit\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
-	{caps_request, "/caps typing action done\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{caps_request, "/caps typing action done secure\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{caps, "CAPS typing done\n", SRV_CAPS, "", "", 0, 0},
 	{caps_none, "CAPS\n", SRV_CAPS, "", "", 0, 0},
 	{typing, "TYPING\n", SRV_TYPING, "", "", 0, 0},
@@ -623,6 +632,8 @@ static const struct format_case {
 	{action_as_msg, "MSG * Barret waves\n", SRV_MSG, "", "* Barret waves", 0, 0},
 	{done, "DONE\n", SRV_DONE, "", "", 0, 0},
 	{relayed, "RELAYED 1234567\n", SRV_RELAYED, "", "", 0, 0},
+	{secure_yes, "SECURE yes\n", SRV_SECURE, "", "", 0, 0},
+	{secure_no, "SECURE no\n", SRV_SECURE, "", "", 0, 0},
 };
 
 /* Each line is appended whole when it fits exactly, and not at all when one byte short. */
@@ -674,6 +685,7 @@ static void test_server_round_trip(void **state)
 		assert_int_equal(p.first, c->first);
 		assert_int_equal(p.caps, c->format == caps ? CAP_TYPING | CAP_DONE : 0);
 		assert_int_equal(p.count, c->format == relayed ? 1234567 : 0);
+		assert_int_equal(p.secure, c->format == secure_yes);
 		at[0] = '\0';
 	}
 }
@@ -712,6 +724,9 @@ static void test_server_parse_errors(void **state)
 		"RELAYED 1x",
 		"RELAYED 1 2",
 		"RELAYED 12345678901234567890",
+		"SECURE",
+		"SECURE maybe",
+		"SECURE yes no",
 	};
 	struct server_line p;
 
