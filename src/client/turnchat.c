@@ -63,10 +63,10 @@ static bool address_from_file; /* a file other than the system one */
 static int load_layer(struct config *cfg, const char *path, bool must_exist)
 {
 	char host[CONFIG_HOST_MAX + 1];
-	unsigned port = cfg->port;
+	unsigned port = cfg->port, tls_port = cfg->tls_port;
 	strcpy(host, cfg->host);
 	int errors = config_load_file(cfg, path, must_exist, print_error, NULL);
-	if (strcmp(host, cfg->host) != 0 || port != cfg->port) {
+	if (strcmp(host, cfg->host) != 0 || port != cfg->port || tls_port != cfg->tls_port) {
 		snprintf(address_origin, sizeof(address_origin), "%s", path);
 		address_from_file = strcmp(path, TURNCHAT_CONFIG_PATH) != 0;
 	}
