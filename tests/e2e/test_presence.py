@@ -116,7 +116,7 @@ def test_typing_can_be_turned_off(daemon, panes, tmp_path):
     cloud.type("and you are not told either")
     cloud.wait_for("not told either")
     with pytest.raises(AssertionError):
-        cloud.wait(lambda rows: "typing" in cloud.last_row().split(">")[0], "typing", 2.5)
+        cloud.wait(lambda rows: "typing" in rows[-1].split(">")[0], "typing", 2.5)
     assert "typing" not in barret.last_row().split(">")[0]
     barret.key("Enter")
     cloud.wait_for("Barret: typing, but nobody is told")
@@ -189,8 +189,8 @@ def test_11_a_joiner_who_asked_for_free_is_told_why_it_takes_turns(daemon, panes
 def test_11_waiting_shows_the_time_waited(daemon, panes):
     barret = panes(daemon, "Barret")
     waited = re.compile(r"Barret \(waiting 0:(\d\d)\)>")
-    first = barret.wait(lambda rows: waited.fullmatch(barret.last_row()), "the time waited")
-    seconds = int(waited.fullmatch(first[-1]).group(1))
+    rows = barret.wait(lambda rows: waited.fullmatch(rows[-1]), "the time waited")
+    seconds = int(waited.fullmatch(rows[-1]).group(1))
     barret.wait_prompt(f"Barret (waiting 0:{seconds + 2:02})> ", timeout=4)
     cloud = daemon.client("Cloud", "")
     assert cloud.line() == "PAIRED Barret turns you"

@@ -82,12 +82,13 @@ class Pane:
         return int(x), int(y)
 
     def wait(self, predicate, what, timeout=TIMEOUT):
-        """Reads the screen until predicate(rows) is true; an AssertionError
-        with the screen if it is not within timeout seconds."""
+        """Reads the screen until predicate(rows) is true (rows: those not
+        empty, the scrollback's too; never asked of an empty screen); an
+        AssertionError with the screen if it is not within timeout seconds."""
         deadline = time.monotonic() + timeout
         while True:
             rows = self.rows(history=True)
-            if predicate(rows):
+            if rows and predicate(rows):
                 return rows
             if time.monotonic() > deadline:
                 raise AssertionError(f"{what}: not within {timeout} s; the screen:\n"
@@ -103,8 +104,9 @@ class Pane:
         return rows[-1] if rows else ""
 
     def wait_prompt(self, prompt, timeout=TIMEOUT):
-        """Waits until the last row is exactly prompt (an empty input line)."""
-        return self.wait(lambda rows: self.last_row() == prompt.rstrip(),
+        """Waits until the last row is exactly prompt (an empty input line);
+        returns the rows that showed it."""
+        return self.wait(lambda rows: rows[-1] == prompt.rstrip(),
                          f"prompt {prompt!r}", timeout)
 
     def exit_status(self, timeout=TIMEOUT):
