@@ -1,7 +1,8 @@
 /*
  * chat: the client's side of one conversation, from the server's HELLO to
- * its BYE. Lines typed (or piped) on standard input go to the server when
- * the turn policy allows; what the server says is shown, made safe first.
+ * its BYE. Lines typed (or piped) on standard input are queued and go to
+ * the server when the turn allows; what the server says is shown, made safe
+ * first. Called by turnchat's main.
  */
 #ifndef TURNCHAT_CHAT_H
 #define TURNCHAT_CHAT_H
@@ -19,6 +20,8 @@ struct chat_options {
 	bool interactive;     /* a terminal: line editing with readline */
 	bool timestamps;      /* show the time before each line */
 	bool color;           /* colour names (a terminal, and no NO_COLOR) */
+	bool typing;          /* tell the partner when we type; show when they do */
+	bool bell;            /* ring the terminal bell when the partner's line arrives */
 	const char *security; /* over TLS: "TLSv1.3, key as remembered"; NULL in plain text */
 };
 

@@ -1,11 +1,14 @@
 /*
  * turnchat: the client. Settles the settings (built-in defaults, then
  * /etc/turnchat.conf, then the user's file, then -c, then the command
- * line), connects, and hands the conversation to the chat module.
+ * line), remembering where the host and port came from for the hint when
+ * no server answers there, connects, and hands the conversation to the
+ * chat module.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <locale.h>
 #include <netdb.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -35,12 +38,14 @@ static void usage(FILE *out)
 		"  -m, --mode MODE     turns (take turns) or free (type any time)\n"
 		"      --free          the same as --mode free\n"
 		"      --timestamps    show the time before each line\n"
+		"      --bell          ring the terminal bell when a line arrives\n"
 		"      --tls           connect with TLS, to the TLS port (default: %d)\n"
 		"  -c, --config FILE   read FILE after %s and your own config\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          print this help and exit\n"
 		"\n"
-		"Type '/q' (or Ctrl-D) to leave; your partner is told.\n",
+		"Type '/q' (or Ctrl-D) to leave; your partner is told. '/help' lists\n"
+		"what works at that moment.\n",
 		PROTOCOL_DEFAULT_PORT, PROTOCOL_DEFAULT_TLS_PORT, TURNCHAT_CONFIG_PATH);
 }
 
@@ -50,22 +55,40 @@ static void print_error(void *ctx, const char *message)
 	fprintf(stderr, "turnchat: %s\n", message);
 }
 
+/* Where the host and port in use were set: a file's path, or a few words. */
+static char address_origin[4096] = "the built-in defaults";
+static bool address_from_file; /* a file other than the system one */
+
+/* One layer; notes the file when it changed the host or port. */
+static int load_layer(struct config *cfg, const char *path, bool must_exist)
+{
+	char host[CONFIG_HOST_MAX + 1];
+	unsigned port = cfg->port, tls_port = cfg->tls_port;
+	strcpy(host, cfg->host);
+	int errors = config_load_file(cfg, path, must_exist, print_error, NULL);
+	if (strcmp(host, cfg->host) != 0 || port != cfg->port || tls_port != cfg->tls_port) {
+		snprintf(address_origin, sizeof(address_origin), "%s", path);
+		address_from_file = strcmp(path, TURNCHAT_CONFIG_PATH) != 0;
+	}
+	return errors;
+}
+
 /* Layers every config file the user has; returns the number of errors. */
 static int load_config(struct config *cfg, const char *explicit_path)
 {
 	char user_path[4096] = "";
 	const char *xdg = getenv("XDG_CONFIG_HOME");
 	const char *home = getenv("HOME");
-	int errors = config_load_file(cfg, TURNCHAT_CONFIG_PATH, false, print_error, NULL);
+	int errors = load_layer(cfg, TURNCHAT_CONFIG_PATH, false);
 
 	if (xdg && xdg[0] == '/')
 		snprintf(user_path, sizeof(user_path), "%s/turnchat/turnchat.conf", xdg);
 	else if (home && home[0])
 		snprintf(user_path, sizeof(user_path), "%s/.config/turnchat/turnchat.conf", home);
 	if (user_path[0])
-		errors += config_load_file(cfg, user_path, false, print_error, NULL);
+		errors += load_layer(cfg, user_path, false);
 	if (explicit_path)
-		errors += config_load_file(cfg, explicit_path, true, print_error, NULL);
+		errors += load_layer(cfg, explicit_path, true);
 	return errors;
 }
 
@@ -136,11 +159,15 @@ static int connect_to(const struct config *cfg)
 	}
 	freeaddrinfo(list);
 	if (fd < 0) {
+		/* The hint names the settings actually used, so a server started on
+		 * the same file listens where this client looks. */
 		fprintf(stderr,
 			"turnchat: cannot connect to '%s' on port number '%u': %s\n"
-			"turnchat: is the server running? Start it with 'turnchatd -f' or "
-			"'systemctl start turnchat.socket'.\n",
-			cfg->host, cfg->port, strerror(saved));
+			"turnchat: is the server running? This host and port come from %s.\n"
+			"turnchat: start it with 'turnchatd -f%s%s' or 'systemctl start "
+			"turnchat.socket'.\n",
+			cfg->host, cfg->port, strerror(saved), address_origin,
+			address_from_file ? " -c " : "", address_from_file ? address_origin : "");
 		return -1;
 	}
 	if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) < 0) {
@@ -153,7 +180,7 @@ static int connect_to(const struct config *cfg)
 
 int main(int argc, char **argv)
 {
-	enum { OPT_FREE = 256, OPT_TIMESTAMPS, OPT_TLS };
+	enum { OPT_FREE = 256, OPT_TIMESTAMPS, OPT_BELL, OPT_TLS };
 	static const struct option options[] = {
 		{"host", required_argument, NULL, 'H'},
 		{"port", required_argument, NULL, 'p'},
@@ -162,6 +189,7 @@ int main(int argc, char **argv)
 		{"mode", required_argument, NULL, 'm'},
 		{"free", no_argument, NULL, OPT_FREE},
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
+		{"bell", no_argument, NULL, OPT_BELL},
 		{"tls", no_argument, NULL, OPT_TLS},
 		{"config", required_argument, NULL, 'c'},
 		CLI_LONG_OPTIONS,
@@ -170,10 +198,12 @@ int main(int argc, char **argv)
 	const char *letters = "H:p:n:r:m:c:" CLI_SHORT_OPTIONS;
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
-	bool timestamps = false, tls = false, port_given = false;
+	bool timestamps = false, bell = false, tls = false, port_given = false;
 	struct config cfg;
 	int opt;
 
+	/* Character widths for the screen come from the locale, as readline's do. */
+	setlocale(LC_CTYPE, "");
 	while ((opt = getopt_long(argc, argv, letters, options, NULL)) != -1) {
 		switch (opt) {
 		case 'H':
@@ -196,6 +226,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_TIMESTAMPS:
 			timestamps = true;
+			break;
+		case OPT_BELL:
+			bell = true;
 			break;
 		case OPT_TLS:
 			tls = true;
@@ -223,6 +256,10 @@ int main(int argc, char **argv)
 			argv[optind]);
 		return EX_USAGE;
 	}
+	if (optind < argc || host || port) {
+		strcpy(address_origin, "the command line");
+		address_from_file = false;
+	}
 	if (host) {
 		if (host[0] == '\0' || strlen(host) > CONFIG_HOST_MAX) {
 			fprintf(stderr, "turnchat: '%s' is not a host name\n", host);
@@ -235,11 +272,17 @@ int main(int argc, char **argv)
 		return EX_USAGE;
 	}
 	if (name && !protocol_valid_name(name, strlen(name))) {
-		fprintf(stderr, "turnchat: name '%s': use 1-32 of A-Z a-z 0-9 _ . -\n", name);
+		fprintf(stderr,
+			"turnchat: name '%s': use 1-32 letters or digits (of any script), '_', '.' "
+			"or '-'\n",
+			name);
 		return EX_USAGE;
 	}
 	if (room && !protocol_valid_name(room, strlen(room))) {
-		fprintf(stderr, "turnchat: room '%s': use 1-32 of A-Z a-z 0-9 _ . -\n", room);
+		fprintf(stderr,
+			"turnchat: room '%s': use 1-32 letters or digits (of any script), '_', '.' "
+			"or '-'\n",
+			room);
 		return EX_USAGE;
 	}
 	if (mode && !protocol_parse_mode(mode, strlen(mode), &cfg.client.mode)) {
@@ -291,6 +334,8 @@ int main(int argc, char **argv)
 		.security = encrypted ? how : NULL,
 		.color = terminal && (no_color == NULL || no_color[0] == '\0') && term &&
 			 strcmp(term, "dumb") != 0,
+		.typing = cfg.client.typing,
+		.bell = bell || cfg.client.bell,
 	};
 	return chat_run(fd, encrypted, &chat);
 }

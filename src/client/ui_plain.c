@@ -2,14 +2,17 @@
  * ui_plain: called through ui.c by chat, when standard input is not a
  * terminal. Lines (framed by the shared line reader) are handed over one
  * at a time and only while they may be sent, so a script's lines go out in
- * turn; the rest waits, unread, in the pipe or in our buffer.
+ * turn; the rest waits, unread, in the pipe or in our buffer. What chat
+ * shows goes to standard output as plain lines, problems to standard error.
  */
 #include <errno.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "buffer.h"
 #include "line_reader.h"
 #include "ui.h"
 
@@ -27,6 +30,7 @@ struct ui_plain {
 	enum ui_turn turn;
 	const struct ui_handler *handler;
 	void *ctx;
+	struct buffer line; /* scratch for one line shown */
 };
 
 static bool may_send(const struct ui_plain *ui)
@@ -53,9 +57,8 @@ static void reader_line(struct line_reader *reader, const char *line, size_t len
 
 static void reader_too_long(struct line_reader *reader)
 {
-	(void)reader;
-	fprintf(stderr, "turnchat: a line of input is longer than %d bytes; not sent\n",
-		PLAIN_MAX_LINE);
+	struct ui_plain *ui = of_reader(reader);
+	ui->handler->on_too_long(ui->ctx, PLAIN_MAX_LINE);
 }
 
 static const struct line_reader_handler reader_handler = {
@@ -108,20 +111,54 @@ static void plain_poll(struct ui *base)
 		read_some(ui);
 }
 
-static void plain_show(struct ui *base, const char *line, size_t len)
-{
-	(void)base;
-	fwrite(line, 1, len, stdout);
-	putchar('\n');
-	fflush(stdout);
-}
-
-static void plain_set_turn(struct ui *base, enum ui_turn turn, const char *peer)
+static void plain_show(struct ui *base, enum ui_kind kind, const char *name, const char *text,
+		       size_t len)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
-	(void)peer;
-	ui->turn = turn;
+	FILE *stream = kind == UI_PROBLEM ? stderr : stdout;
+
+	buffer_consume(&ui->line, buffer_length(&ui->line));
+	if (ui_format(&ui->line, &base->style, false, kind, name, text, len, 0) < 0)
+		buffer_append(&ui->line, "...", 3);
+	fwrite(buffer_peek(&ui->line), 1, buffer_length(&ui->line), stream);
+	putc('\n', stream);
+	fflush(stream);
+}
+
+static void plain_set_status(struct ui *base, const struct ui_status *status)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	ui->turn = status->turn;
 	deliver(ui);
+}
+
+static size_t plain_unsent_input(struct ui *base, bool *more)
+{
+	struct ui_plain *ui = (struct ui_plain *)base;
+	struct pollfd input = {.fd = STDIN_FILENO, .events = POLLIN};
+	size_t room, lines = 0, end = 0;
+
+	/* One look at what is there already; a read that would wait is not made. */
+	char *dst = line_reader_space(&ui->reader, PLAIN_READ_CHUNK, &room);
+	if (!ui->eof && dst != NULL && poll(&input, 1, 0) > 0) {
+		ssize_t n = read(STDIN_FILENO, dst, room);
+		if (n > 0)
+			line_reader_commit(&ui->reader, (size_t)n);
+		else if (n == 0)
+			ui->eof = true;
+	}
+	const char *data = buffer_peek(&ui->reader.input);
+	size_t len = buffer_length(&ui->reader.input);
+	for (size_t i = 0; i < len; i++) {
+		if (data[i] == '\n') {
+			lines++;
+			end = i + 1;
+		}
+	}
+	if (end < len && ui->eof)
+		lines++; /* a last line without LF counts too */
+	*more = !ui->eof;
+	return lines;
 }
 
 static void plain_destroy(struct ui *base)
@@ -129,22 +166,28 @@ static void plain_destroy(struct ui *base)
 	struct ui_plain *ui = (struct ui_plain *)base;
 	event_source_remove(ui->source);
 	line_reader_release(&ui->reader);
+	buffer_release(&ui->line);
 	free(ui);
 }
 
 static const struct ui_ops plain_ops = {
 	.destroy = plain_destroy,
 	.show = plain_show,
-	.set_turn = plain_set_turn,
+	.set_status = plain_set_status,
 	.poll = plain_poll,
+	.unsent_input = plain_unsent_input,
 };
 
-struct ui *ui_plain_create(struct event_loop *loop, const struct ui_handler *handler, void *ctx)
+struct ui *ui_plain_create(struct event_loop *loop, const struct ui_style *style,
+			   const struct ui_handler *handler, void *ctx)
 {
 	struct ui_plain *ui = calloc(1, sizeof(*ui));
 	if (ui == NULL)
 		return NULL;
 	ui->base.ops = &plain_ops;
+	ui->base.style = *style;
+	ui->base.style.bell = false; /* a script has no bell to ring */
+	buffer_init(&ui->line, 4 * PLAIN_MAX_LINE + 256);
 	ui->handler = handler;
 	ui->ctx = ctx;
 	line_reader_init(&ui->reader, PLAIN_MAX_LINE, PLAIN_READ_CHUNK, &reader_handler);

@@ -92,7 +92,7 @@ def test_out_of_turn_line_is_kept_then_sent_when_the_turn_comes(daemon, tmp_path
     assert barret.line() == "PAIRED Cloud turns you"
     cloud.expect_exact(b"Waiting for Barret's reply...")
     cloud.send("typed early\r")
-    cloud.expect_exact(b"yours is queued")
+    cloud.expect_exact(b"1 queued")
     assert barret.quiet(0.5), "a line typed out of turn must not be sent"
     barret.send("go ahead")
     cloud.expect_exact(b"Barret: go ahead")
@@ -220,5 +220,11 @@ def test_piped_client_in_free_mode_sends_as_lines_come(daemon, tmp_path):
     client.stdin.write("second\n")
     client.stdin.close()
     assert raw.line() == "MSG second"
-    assert raw.line() == "BYE peer-quit"
+    # At the end of its input in free mode a script says /done and reads on
+    # (issue 12); a partner that did not ask for the done capability is told so.
+    assert raw.line() == "INFO Pipe has nothing more to send."
+    raw.send("still here")
+    while "Cloud: still here" not in client.stdout.readline():
+        pass
+    raw.send("/q")
     assert client.wait(TIMEOUT) == 0

@@ -8,7 +8,8 @@
  * independent RFC 3629 decoder; every parse result points inside its line;
  * what the client formats the server parses back, and what the server
  * formats the client parses back; sanitized output is valid UTF-8 with no
- * control character but TAB.
+ * control character but TAB, and none of the bidi, zero-width and separator
+ * characters the client shows escaped (issue 12).
  */
 #include <stdint.h>
 #include <string.h>
@@ -274,6 +275,34 @@ static void check_server_round_trip(const char *data, size_t len)
 	buffer_release(&out);
 }
 
+/* What the client shows as <U+XXXX> beside the controls: bidi controls,
+ * zero-width characters, the line and paragraph separators (display.h). */
+static bool ref_display_escaped(uint32_t c)
+{
+	static const uint32_t ranges[][2] = {
+		{0x061c, 0x061c}, {0x200b, 0x200f}, {0x2028, 0x202e},
+		{0x2060, 0x2064}, {0x2066, 0x2069}, {0xfeff, 0xfeff},
+	};
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (c >= ranges[i][0] && c <= ranges[i][1])
+			return true;
+	return false;
+}
+
+/* True when text (valid UTF-8) holds a character the client shows escaped. */
+static bool has_display_escaped(const char *text, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)text;
+	for (size_t i = 0; i < len;) {
+		uint32_t c;
+		size_t k = ref_utf8_sequence(s + i, len - i, &c);
+		if (k == 0 || ref_display_escaped(c))
+			return true;
+		i += k;
+	}
+	return false;
+}
+
 static void check_display(const char *text, size_t len)
 {
 	struct buffer out;
@@ -288,9 +317,10 @@ static void check_display(const char *text, size_t len)
 		size_t k = ref_utf8_sequence(s + i, n - i, &c);
 		FUZZ_CHECK(k > 0, "sanitized output is not UTF-8 at %zu", i);
 		FUZZ_CHECK(!ref_is_control(c), "control U+%04X reaches the terminal", (unsigned)c);
+		FUZZ_CHECK(!ref_display_escaped(c), "U+%04X reaches the terminal", (unsigned)c);
 		i += k;
 	}
-	if (ref_check_text(text, len) == 0)
+	if (ref_check_text(text, len) == 0 && !has_display_escaped(text, len))
 		FUZZ_CHECK(n == len && memcmp(s, text, len) == 0, "clean text changed");
 	buffer_release(&out);
 

@@ -1,8 +1,10 @@
 /*
- * Unit tests for display.c (terminal-safe text) and buffer.c (the byte queue
- * under it and under every connection).
+ * Unit tests for display.c (terminal-safe text, the input line as drawn,
+ * the cursor after a resize, wrapping) and buffer.c (the byte queue under
+ * it and under every connection). Widths come from the C.UTF-8 locale.
  */
 #include <errno.h>
+#include <locale.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -82,6 +84,32 @@ static void test_sanitize_controls(void **state)
 	sanitized(S("\xc2\x80\xc2\x9f"), "<U+0080><U+009F>");
 }
 
+/* Characters that reorder, hide or break lines are shown as code points. */
+static void test_sanitize_bidi_zero_width_separators(void **state)
+{
+	(void)state;
+	sanitized(S("abc\xe2\x80\xae"
+		    "fed"),
+		  "abc<U+202E>fed");
+	sanitized(S("\xd8\x9c"), "<U+061C>");
+	sanitized(S("\xe2\x80\x8e\xe2\x80\x8f"), "<U+200E><U+200F>");
+	sanitized(S("\xe2\x80\xaa\xe2\x80\xab\xe2\x80\xac\xe2\x80\xad"),
+		  "<U+202A><U+202B><U+202C><U+202D>");
+	sanitized(S("\xe2\x81\xa6\xe2\x81\xa7\xe2\x81\xa8\xe2\x81\xa9"),
+		  "<U+2066><U+2067><U+2068><U+2069>");
+	sanitized(S("a\xe2\x80\x8b\xe2\x80\x8c\xe2\x80\x8d"
+		    "b"),
+		  "a<U+200B><U+200C><U+200D>b");
+	sanitized(S("\xe2\x81\xa0\xe2\x81\xa4\xef\xbb\xbf"), "<U+2060><U+2064><U+FEFF>");
+	sanitized(S("one\xe2\x80\xa8two\xe2\x80\xa9three"), "one<U+2028>two<U+2029>three");
+	/* The family emoji: three people joined by U+200D. */
+	sanitized(S("\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9\xe2\x80\x8d\xf0\x9f\x91\xa7"),
+		  "\xf0\x9f\x91\xa8<U+200D>\xf0\x9f\x91\xa9<U+200D>\xf0\x9f\x91\xa7");
+	/* Their neighbours are ordinary text. */
+	sanitized(S("\xe2\x80\x8a\xe2\x80\xaf\xe2\x81\x9f\xd8\x9b"),
+		  "\xe2\x80\x8a\xe2\x80\xaf\xe2\x81\x9f\xd8\x9b");
+}
+
 static void test_sanitize_bad_utf8(void **state)
 {
 	(void)state;
@@ -99,7 +127,7 @@ static void test_sanitize_bad_utf8(void **state)
 		  "\\xF0\\x9F\\x98A");
 }
 
-/* Safe output: valid UTF-8 holding no control but TAB. */
+/* Safe output: valid UTF-8 holding nothing display_is_escaped() names. */
 static void assert_safe(const struct buffer *b)
 {
 	const unsigned char *s = (const unsigned char *)buffer_peek(b);
@@ -109,7 +137,7 @@ static void assert_safe(const struct buffer *b)
 		uint32_t c;
 		size_t n = utf8_decode(s + i, len - i, &c);
 		assert_int_not_equal(n, 0);
-		assert_false(utf8_is_control(c));
+		assert_false(display_is_escaped(c));
 		i += n;
 	}
 }
@@ -141,6 +169,183 @@ static void test_sanitize_never_unsafe(void **state)
 		buffer_consume(&out, buffer_length(&out));
 	}
 	buffer_release(&out);
+}
+
+/* Every code point on its own: the escaped ones escaped, the rest as they are. */
+static void test_sanitize_every_code_point(void **state)
+{
+	struct buffer out;
+	unsigned char in[4];
+
+	(void)state;
+	buffer_init(&out, 64);
+	for (uint32_t c = 0; c <= 0x10ffff; c++) {
+		size_t n;
+		if (c >= 0xd800 && c <= 0xdfff)
+			continue;
+		if (c < 0x80) {
+			in[0] = (unsigned char)c, n = 1;
+		} else if (c < 0x800) {
+			in[0] = (unsigned char)(0xc0 | c >> 6), n = 2;
+		} else if (c < 0x10000) {
+			in[0] = (unsigned char)(0xe0 | c >> 12), n = 3;
+		} else {
+			in[0] = (unsigned char)(0xf0 | c >> 18), n = 4;
+		}
+		for (size_t i = 1; i < n; i++)
+			in[i] = (unsigned char)(0x80 | ((c >> (6 * (n - 1 - i))) & 0x3f));
+		assert_int_equal(display_sanitize(&out, (const char *)in, n), 0);
+		assert_safe(&out);
+		if (display_is_escaped(c))
+			assert_true(buffer_length(&out) > n || buffer_peek(&out)[0] == '^');
+		else
+			assert_holds(&out, (const char *)in, n);
+		buffer_consume(&out, buffer_length(&out));
+	}
+	buffer_release(&out);
+}
+
+/* --- display_input ---------------------------------------------------------- */
+
+static void drawn(const char *line, size_t len, size_t point, unsigned col, const char *want,
+		  size_t want_point)
+{
+	struct buffer out;
+	size_t at_point = 99;
+
+	snprintf(at, sizeof(at), "input drawn as \"%s\"", want);
+	buffer_init(&out, 4096);
+	assert_int_equal(display_input(&out, line, len, point, col, &at_point), 0);
+	assert_holds(&out, want, strlen(want));
+	assert_int_equal(at_point, want_point);
+	buffer_release(&out);
+	at[0] = '\0';
+}
+
+static void test_input_line(void **state)
+{
+	(void)state;
+	drawn(S("plain"), 2, 8, "plain", 2);
+	drawn(S("plain"), 5, 8, "plain", 5);
+	drawn("", 0, 0, 8, "", 0);
+	/* TAB: spaces to the next stop, counted from the prompt's start. */
+	drawn(S("a\tb"), 3, 0, "a       b", 9);
+	drawn(S("a\tb"), 1, 8, "a       b", 1);
+	drawn(S("a\tb"), 2, 8, "a       b", 8);
+	drawn(S("a\tb"), 3, 5, "a  b", 4);
+	drawn(S("\t"), 1, 7, " ", 1);
+	/* The family emoji: drawn with its joiners escaped, the cursor moved along. */
+	const char family[] = "\xf0\x9f\x91\xa8\xe2\x80\x8d\xf0\x9f\x91\xa9";
+	drawn(S(family), 4, 0, "\xf0\x9f\x91\xa8<U+200D>\xf0\x9f\x91\xa9", 4);
+	drawn(S(family), 7, 0, "\xf0\x9f\x91\xa8<U+200D>\xf0\x9f\x91\xa9", 12);
+	drawn(S(family), 11, 0, "\xf0\x9f\x91\xa8<U+200D>\xf0\x9f\x91\xa9", 16);
+	drawn(S(family), 5, 0, "\xf0\x9f\x91\xa8<U+200D>\xf0\x9f\x91\xa9", 4); /* inside: its start */
+	drawn(S("x\x1by"), 2, 0, "x^[y", 3);
+	drawn(S("\xffz"), 1, 0, "\\xFFz", 4);
+	/* A TAB after an escape counts the escape's columns. */
+	drawn(S("\x01\tz"), 3, 0, "^A      z", 9);
+}
+
+/* --- display_cursor and display_width --------------------------------------- */
+
+static void cursor_at(const char *text, size_t len, unsigned cols, bool more, unsigned want_row,
+		      unsigned want_column)
+{
+	unsigned row = 99, column = 99;
+
+	snprintf(at, sizeof(at), "cursor after \"%s\" at %u columns", text, cols);
+	display_cursor(text, len, cols, more, &row, &column);
+	assert_int_equal(row, want_row);
+	assert_int_equal(column, want_column);
+	at[0] = '\0';
+}
+
+static void test_cursor(void **state)
+{
+	(void)state;
+	cursor_at(S(""), 10, false, 0, 0);
+	cursor_at(S("abc"), 10, true, 0, 3);
+	cursor_at(S("abcdefghi"), 10, false, 0, 9);
+	/* A full row: the cursor is on the next character, or waits at the end. */
+	cursor_at(S("abcdefghij"), 10, true, 1, 0);
+	cursor_at(S("abcdefghij"), 10, false, 0, 10);
+	cursor_at(S("abcdefghijk"), 10, false, 1, 1);
+	cursor_at(S("abcdefghijklmnopqrstuvwxyz"), 4, false, 6, 2);
+	cursor_at(S("abcdefghijklmnopqrstuvwx"), 4, false, 5, 4);
+	/* A wide character that does not fit moves to the next row whole. */
+	cursor_at(S("abcdefghi\xe6\x97\xa5"), 10, false, 1, 2);
+	cursor_at(S("abcdefgh\xe6\x97\xa5"), 10, true, 1, 0);
+	/* Combining marks take no column. */
+	cursor_at(S("e\xcc\x81"), 10, false, 0, 1);
+	assert_int_equal(display_width(S("e\xcc\x81 \xe6\x97\xa5 \xf0\x9f\x98\x80")), 7);
+	assert_int_equal(display_width(S("<U+200D>")), 8);
+}
+
+/* --- display_wrap ------------------------------------------------------------- */
+
+static void wrapped(const char *text, size_t len, unsigned col, unsigned indent, unsigned cols,
+		    const char *want)
+{
+	struct buffer out;
+
+	snprintf(at, sizeof(at), "wrapped as \"%.100s\"", want);
+	buffer_init(&out, 8192);
+	assert_int_equal(display_wrap(&out, text, len, col, indent, cols), 0);
+	assert_holds(&out, want, strlen(want));
+	buffer_release(&out);
+	at[0] = '\0';
+}
+
+static void test_wrap(void **state)
+{
+	(void)state;
+	wrapped(S("short"), 6, 6, 80, "short");
+	wrapped(S("no wrapping at all without a width"), 6, 6, 0,
+		"no wrapping at all without a width");
+	/* Rows break at spaces, the next starts under the text. */
+	wrapped(S("one two three four"), 5, 5, 16, "one two\n     three four");
+	wrapped(S("aaaa bbbb cccc dddd eeee"), 2, 2, 12, "aaaa bbbb\n  cccc dddd\n  eeee");
+	/* A word longer than a row is cut where the row ends. */
+	wrapped(S("abcdefghijklmnopqrstuvwxyz"), 2, 2, 12, "abcdefghi\n  jklmnopqr\n  stuvwxyz");
+	/* Spaces at a break are dropped; at the end they stay when they fit. */
+	wrapped(S("a      b"), 0, 0, 6, "a\n b"); /* an indent of at least one */
+	wrapped(S("end  "), 0, 1, 20, "end  ");
+	/* TABs become spaces, stops counted in the text. */
+	wrapped(S("a\tb"), 9, 9, 80, "a       b");
+	/* A narrow window keeps a smaller indent, never none. */
+	wrapped(S("aaaa bbbb cccc"), 20, 20, 14, "\n  aaaa bbbb\n  cccc");
+	/* Wide characters count double. */
+	wrapped(S("\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5\xe6\x97\xa5"), 0, 1, 6,
+		"\xe6\x97\xa5\xe6\x97\xa5\n \xe6\x97\xa5\xe6\x97\xa5");
+}
+
+/* Issue 12: "hi", 109 spaces and a fake notice, at 120 columns. */
+static void test_wrap_cannot_fake_a_notice(void **state)
+{
+	char text[256];
+	struct buffer out;
+
+	(void)state;
+	int n = snprintf(text, sizeof(text), "hi%109sMallory left the conversation.", "");
+	buffer_init(&out, 8192);
+	assert_int_equal(display_wrap(&out, text, (size_t)n, 9, 9, 120), 0);
+	assert_holds(&out, S("hi\n         Mallory left the conversation."));
+	buffer_release(&out);
+	/* However the text is made, no row but the first starts at column 0. */
+	for (unsigned cols = 4; cols < 130; cols++) {
+		buffer_init(&out, 8192);
+		assert_int_equal(display_wrap(&out, text, (size_t)n, 9, 9, cols), 0);
+		const char *row = buffer_peek(&out);
+		size_t left = buffer_length(&out);
+		for (const char *nl; (nl = memchr(row, '\n', left)) != NULL;) {
+			left -= (size_t)(nl + 1 - row);
+			row = nl + 1;
+			assert_true(left > 0 && row[0] == ' ');
+			const char *end = memchr(row, '\n', left);
+			assert_true(display_width(row, end ? (size_t)(end - row) : left) <= cols - 1);
+		}
+		buffer_release(&out);
+	}
 }
 
 static void test_sanitize_limit(void **state)
@@ -319,11 +524,22 @@ static void test_buffer_stream(void **state)
 
 int main(void)
 {
+	/* Widths as a UTF-8 terminal has them; C.UTF-8 is always there on Debian. */
+	if (setlocale(LC_CTYPE, "C.UTF-8") == NULL) {
+		fprintf(stderr, "test_display: no C.UTF-8 locale\n");
+		return 1;
+	}
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_sanitize_unchanged, report_at),
 		cmocka_unit_test_teardown(test_sanitize_controls, report_at),
+		cmocka_unit_test_teardown(test_sanitize_bidi_zero_width_separators, report_at),
 		cmocka_unit_test_teardown(test_sanitize_bad_utf8, report_at),
 		cmocka_unit_test(test_sanitize_never_unsafe),
+		cmocka_unit_test(test_sanitize_every_code_point),
+		cmocka_unit_test_teardown(test_input_line, report_at),
+		cmocka_unit_test_teardown(test_cursor, report_at),
+		cmocka_unit_test_teardown(test_wrap, report_at),
+		cmocka_unit_test(test_wrap_cannot_fake_a_notice),
 		cmocka_unit_test(test_sanitize_limit),
 		cmocka_unit_test(test_buffer_append_consume),
 		cmocka_unit_test(test_buffer_limit),
