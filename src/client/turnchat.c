@@ -128,6 +128,17 @@ static bool parse_destination(char *text, struct config *cfg, bool *port_given)
 	return true;
 }
 
+/* A name or room from the command line (NULL: none given) is valid, or said not to be. */
+static bool name_ok(const char *what, const char *value)
+{
+	if (value == NULL || protocol_valid_name(value, strlen(value)))
+		return true;
+	fprintf(stderr,
+		"turnchat: %s '%s': use 1-32 letters or digits (of any script), '_', '.' or '-'\n",
+		what, value);
+	return false;
+}
+
 /* The login name when it is a valid turnchat name, else "guest". */
 static void default_name(char *name, size_t size)
 {
@@ -271,20 +282,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "turnchat: port '%s' is not a number from 1 to 65535\n", port);
 		return EX_USAGE;
 	}
-	if (name && !protocol_valid_name(name, strlen(name))) {
-		fprintf(stderr,
-			"turnchat: name '%s': use 1-32 letters or digits (of any script), '_', '.' "
-			"or '-'\n",
-			name);
+	if (!name_ok("name", name) || !name_ok("room", room))
 		return EX_USAGE;
-	}
-	if (room && !protocol_valid_name(room, strlen(room))) {
-		fprintf(stderr,
-			"turnchat: room '%s': use 1-32 letters or digits (of any script), '_', '.' "
-			"or '-'\n",
-			room);
-		return EX_USAGE;
-	}
 	if (mode && !protocol_parse_mode(mode, strlen(mode), &cfg.client.mode)) {
 		fprintf(stderr, "turnchat: mode '%s': use turns or free\n", mode);
 		return EX_USAGE;

@@ -11,7 +11,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
-#include <syslog.h>
 
 #include <libconfig.h>
 
@@ -129,22 +128,28 @@ static bool bool_value(struct loader *ld, const config_setting_t *s, long long *
 	return false;
 }
 
-static bool host_ok(struct loader *ld, const config_setting_t *s, const char *host)
+/* False, said, when text holds a byte below lowest or DEL. */
+static bool clean(struct loader *ld, const config_setting_t *s, const char *text,
+		  unsigned char lowest, const char *what)
 {
 	char q[QUOTE_MAX];
 
-	if (host[0] == '\0' || strlen(host) > CONFIG_HOST_MAX) {
-		complain(ld, s, "must be 1 to %d bytes long", CONFIG_HOST_MAX);
-		return false;
-	}
-	for (const unsigned char *p = (const unsigned char *)host; *p; p++) {
-		if (*p <= ' ' || *p == 0x7f) {
-			complain(ld, s, "%s contains whitespace or a control character",
-				 quote(host, q));
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p < lowest || *p == 0x7f) {
+			complain(ld, s, "%s contains %s", quote(text, q), what);
 			return false;
 		}
 	}
 	return true;
+}
+
+static bool host_ok(struct loader *ld, const config_setting_t *s, const char *host)
+{
+	if (host[0] == '\0' || strlen(host) > CONFIG_HOST_MAX) {
+		complain(ld, s, "must be 1 to %d bytes long", CONFIG_HOST_MAX);
+		return false;
+	}
+	return clean(ld, s, host, '!', "whitespace or a control character");
 }
 
 static bool name_ok(struct loader *ld, const config_setting_t *s, const char *name, bool may_be_empty)
@@ -171,12 +176,8 @@ static bool path_ok(struct loader *ld, const struct key *key, const config_setti
 		complain(ld, s, "must be at most %zu bytes long", key->size - 1);
 		return false;
 	}
-	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
-		if (*p < ' ' || *p == 0x7f) {
-			complain(ld, s, "%s contains a control character", quote(path, q));
-			return false;
-		}
-	}
+	if (!clean(ld, s, path, ' ', "a control character"))
+		return false;
 	if (path[0] != '\0' && path[0] != '/') {
 		complain(ld, s, "%s is not an absolute path%s", quote(path, q),
 			 key->words ? " or \"system\"" : "");
@@ -354,38 +355,6 @@ static void apply_settings(struct loader *ld, const config_setting_t *group, con
 			complain(ld, s, "unknown setting");
 		}
 	}
-}
-
-void config_set_defaults(struct config *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	strcpy(cfg->host, "localhost");
-	cfg->port = PROTOCOL_DEFAULT_PORT;
-	cfg->tls_port = PROTOCOL_DEFAULT_TLS_PORT;
-	strcpy(cfg->server.name, "turnchatd");
-	strcpy(cfg->server.default_room, "lobby");
-	cfg->server.default_mode = CHAT_MODE_TURNS;
-	cfg->server.modes = (1u << CHAT_MODE_TURNS) | (1u << CHAT_MODE_FREE);
-	cfg->server.max_line = PROTOCOL_DEFAULT_MAX_LINE;
-	cfg->server.max_clients = 1024;
-	cfg->server.idle_timeout = 3600;
-	cfg->server.exit_idle = 300;
-	cfg->server.max_per_address = 32;
-	cfg->server.max_waiting_per_address = 4;
-	cfg->server.ipv6_prefix = 48;
-	cfg->server.join_timeout = 60;
-	cfg->server.max_queue = 256 * 1024;
-	cfg->server.slow_timeout = 30;
-	cfg->server.rate_limit = 20;
-	cfg->server.rate_burst = 40;
-	strcpy(cfg->server.user, "nobody");
-	strcpy(cfg->server.group, "nogroup");
-	cfg->server.log_target = LOG_TARGET_AUTO;
-	cfg->server.log_facility = LOG_DAEMON;
-	cfg->server.log_level = LOG_INFO;
-	cfg->server.typing = true;
-	cfg->client.mode = CHAT_MODE_TURNS;
-	cfg->client.typing = true;
 }
 
 int config_load_file(struct config *cfg, const char *path, bool must_exist, config_report_fn *report,

@@ -1,5 +1,6 @@
 /*
- * config_keys: called by config.c for every setting it reads.
+ * config_keys: called by config.c for every setting it reads; and the
+ * built-in defaults, called by both programs, the generator and the tests.
  */
 #include "config_keys.h"
 
@@ -98,4 +99,36 @@ const struct key *config_key_find(const char *group, const char *name)
 			return &keys[i];
 	}
 	return NULL;
+}
+
+void config_set_defaults(struct config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	strcpy(cfg->host, "localhost");
+	cfg->port = PROTOCOL_DEFAULT_PORT;
+	cfg->tls_port = PROTOCOL_DEFAULT_TLS_PORT;
+	strcpy(cfg->server.name, "turnchatd");
+	strcpy(cfg->server.default_room, "lobby");
+	cfg->server.default_mode = CHAT_MODE_TURNS;
+	cfg->server.modes = (1u << CHAT_MODE_TURNS) | (1u << CHAT_MODE_FREE);
+	cfg->server.max_line = PROTOCOL_DEFAULT_MAX_LINE;
+	cfg->server.max_clients = 1024;
+	cfg->server.idle_timeout = 3600;
+	cfg->server.exit_idle = 300;
+	cfg->server.max_per_address = 32;
+	cfg->server.max_waiting_per_address = 4;
+	cfg->server.ipv6_prefix = 48;
+	cfg->server.join_timeout = 60;
+	cfg->server.max_queue = 256 * 1024;
+	cfg->server.slow_timeout = 30;
+	cfg->server.rate_limit = 20;
+	cfg->server.rate_burst = 40;
+	strcpy(cfg->server.user, "nobody");
+	strcpy(cfg->server.group, "nogroup");
+	cfg->server.log_target = LOG_TARGET_AUTO;
+	cfg->server.log_facility = LOG_DAEMON;
+	cfg->server.log_level = LOG_INFO;
+	cfg->server.typing = true;
+	cfg->client.mode = CHAT_MODE_TURNS;
+	cfg->client.typing = true;
 }

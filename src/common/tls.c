@@ -1,13 +1,13 @@
 /*
  * tls: OpenSSL behind the small interface of tls.h. Called by the
- * connection module (reading and writing), the daemon (its certificate,
- * turnchatd --fingerprint and --make-certificate) and the client (its
- * handshake, and the key it pins or the chain it verifies).
+ * transport (reading and writing), the daemon's certificate module (its
+ * context) and the client's trust module (its handshake, and the key it
+ * pins or the chain it verifies). Keys and certificate files are
+ * tls_keys.c's.
  */
 #include "tls.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,14 +18,9 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/rand.h>
 #include <openssl/ssl.h>
-#include <openssl/x509v3.h>
 
-struct tls_config {
-	SSL_CTX *ctx;
-};
+#include "tls_impl.h"
 
 struct tls {
 	SSL *ssl;
@@ -36,7 +31,7 @@ struct tls {
 };
 
 /* OpenSSL's last error in words; what people meet most often, rephrased. */
-static void describe_error(char *error, size_t size, const char *what)
+void tls_describe_error(char *error, size_t size, const char *what)
 {
 	unsigned long e = ERR_peek_last_error();
 	const char *why;
@@ -85,14 +80,19 @@ static SSL_CTX *new_context(const SSL_METHOD *method)
 	return ctx;
 }
 
+/* A tls_config is an SSL_CTX; the type only keeps OpenSSL out of tls.h. */
+static SSL_CTX *context_of(struct tls_config *config)
+{
+	return (SSL_CTX *)config;
+}
+
 struct tls_config *tls_server_config(const char *certificate_file, const char *key_file, char *error,
 				     size_t error_size)
 {
-	struct tls_config *config = calloc(1, sizeof(*config));
 	SSL_CTX *ctx = new_context(TLS_server_method());
 	const char *failed = NULL, *file = NULL;
 
-	if (config == NULL || ctx == NULL)
+	if (ctx == NULL)
 		failed = "out of memory";
 	else if (SSL_CTX_use_certificate_chain_file(ctx, certificate_file) != 1)
 		failed = "cannot use the certificate", file = certificate_file;
@@ -103,45 +103,37 @@ struct tls_config *tls_server_config(const char *certificate_file, const char *k
 	if (failed) {
 		char what[512];
 		snprintf(what, sizeof(what), "%s%s%s", file ? file : "", file ? ": " : "", failed);
-		describe_error(error, error_size, what);
+		tls_describe_error(error, error_size, what);
 		SSL_CTX_free(ctx);
-		free(config);
 		return NULL;
 	}
 	/* One ticket is enough to resume a dropped connection quickly. */
 	SSL_CTX_set_num_tickets(ctx, 1);
-	config->ctx = ctx;
-	return config;
+	return (struct tls_config *)ctx;
 }
 
 struct tls_config *tls_client_config(const char *ca, char *error, size_t error_size)
 {
-	struct tls_config *config = calloc(1, sizeof(*config));
 	SSL_CTX *ctx = new_context(TLS_client_method());
-	bool ok = config && ctx;
+	bool ok = ctx != NULL;
 
 	if (ok && ca && strcmp(ca, "system") == 0)
 		ok = SSL_CTX_set_default_verify_paths(ctx) == 1;
 	else if (ok && ca)
 		ok = SSL_CTX_load_verify_locations(ctx, ca, NULL) == 1;
 	if (!ok) {
-		describe_error(error, error_size, ca ? ca : "out of memory");
+		tls_describe_error(error, error_size, ca ? ca : "out of memory");
 		SSL_CTX_free(ctx);
-		free(config);
 		return NULL;
 	}
 	/* Without a CA the caller pins the key: the chain means nothing then. */
 	SSL_CTX_set_verify(ctx, ca ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
-	config->ctx = ctx;
-	return config;
+	return (struct tls_config *)ctx;
 }
 
 void tls_config_free(struct tls_config *config)
 {
-	if (config == NULL)
-		return;
-	SSL_CTX_free(config->ctx);
-	free(config);
+	SSL_CTX_free(context_of(config));
 }
 
 static struct tls *start(struct tls_config *config, int fd)
@@ -149,7 +141,7 @@ static struct tls *start(struct tls_config *config, int fd)
 	struct tls *tls = calloc(1, sizeof(*tls));
 	if (tls == NULL)
 		return NULL;
-	tls->ssl = SSL_new(config->ctx);
+	tls->ssl = SSL_new(context_of(config));
 	if (tls->ssl == NULL || SSL_set_fd(tls->ssl, fd) != 1) {
 		SSL_free(tls->ssl);
 		free(tls);
@@ -169,21 +161,12 @@ struct tls *tls_server_start(struct tls_config *config, int fd)
 	return tls;
 }
 
-/* True when host is an IP address, which is neither SNI nor a DNS name. */
-static bool is_address(const char *host)
-{
-	ASN1_OCTET_STRING *ip = a2i_IPADDRESS(host);
-	ASN1_OCTET_STRING_free(ip);
-	ERR_clear_error();
-	return ip != NULL;
-}
-
 struct tls *tls_client_start(struct tls_config *config, int fd, const char *host)
 {
 	struct tls *tls = start(config, fd);
 	if (tls == NULL)
 		return NULL;
-	bool address = is_address(host);
+	bool address = tls_is_address(host);
 	X509_VERIFY_PARAM *param = SSL_get0_param(tls->ssl);
 	if ((!address &&
 	     (SSL_set_tlsext_host_name(tls->ssl, host) != 1 || SSL_set1_host(tls->ssl, host) != 1)) ||
@@ -258,8 +241,8 @@ static ssize_t outcome(struct tls *tls, int n, uint32_t *wait)
 		errno = saved;
 		return -1;
 	default:
-		describe_error(tls->error, sizeof(tls->error),
-			       SSL_is_init_finished(tls->ssl) ? NULL : "TLS handshake failed");
+		tls_describe_error(tls->error, sizeof(tls->error),
+				   SSL_is_init_finished(tls->ssl) ? NULL : "TLS handshake failed");
 		errno = EPROTO;
 		return -1;
 	}
@@ -340,118 +323,7 @@ bool tls_peer_verified(const struct tls *tls, char *error, size_t error_size)
 	return false;
 }
 
-/* "SHA256:" and the unpadded base64 of the key's SHA-256. */
-static bool fingerprint(X509 *cert, char *text, size_t size)
-{
-	unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
-	unsigned md_len = 0;
-	unsigned char b64[4 * ((EVP_MAX_MD_SIZE + 2) / 3) + 1];
-
-	int n = cert ? i2d_X509_PUBKEY(X509_get_X509_PUBKEY(cert), &der) : -1;
-	bool ok = n > 0 && EVP_Digest(der, (size_t)n, md, &md_len, EVP_sha256(), NULL) == 1;
-	OPENSSL_free(der);
-	if (!ok || size < TLS_FINGERPRINT_MAX)
-		return false;
-	int len = EVP_EncodeBlock(b64, md, (int)md_len);
-	while (len > 0 && b64[len - 1] == '=')
-		len--;
-	snprintf(text, size, "SHA256:%.*s", len, b64);
-	return true;
-}
-
 bool tls_peer_fingerprint(const struct tls *tls, char *text, size_t size)
 {
-	return fingerprint(SSL_get0_peer_certificate(tls->ssl), text, size);
-}
-
-bool tls_file_fingerprint(const char *certificate_file, char *text, size_t size, char *error,
-			  size_t error_size)
-{
-	FILE *in = fopen(certificate_file, "r");
-	if (in == NULL) {
-		snprintf(error, error_size, "%s: %s", certificate_file, strerror(errno));
-		return false;
-	}
-	X509 *cert = PEM_read_X509(in, NULL, NULL, NULL);
-	fclose(in);
-	bool ok = fingerprint(cert, text, size);
-	X509_free(cert);
-	if (!ok)
-		describe_error(error, error_size, certificate_file);
-	return ok;
-}
-
-/* Writes with PEM_write into a file that must not exist yet. */
-static bool write_new(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert, char *error,
-		      size_t error_size)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-	FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
-	if (out == NULL) {
-		snprintf(error, error_size, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return false;
-	}
-	bool ok = key ? PEM_write_PrivateKey(out, key, NULL, NULL, 0, NULL, NULL) == 1
-		      : PEM_write_X509(out, cert) == 1;
-	if (fclose(out) != 0 || !ok) {
-		snprintf(error, error_size, "%s: cannot write it", path);
-		unlink(path);
-		return false;
-	}
-	return true;
-}
-
-static X509 *self_signed(EVP_PKEY *key, const char *name)
-{
-	X509 *cert = X509_new();
-	X509V3_CTX v3;
-	char san[300];
-	unsigned char serial[16];
-	BIGNUM *bn = NULL;
-	bool ok = cert && RAND_bytes(serial, sizeof(serial)) == 1;
-
-	serial[0] &= 0x7f; /* a positive serial number */
-	ok = ok && X509_set_version(cert, 2) && (bn = BN_bin2bn(serial, sizeof(serial), NULL)) &&
-	     BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(cert)) &&
-	     X509_gmtime_adj(X509_getm_notBefore(cert), -3600) &&
-	     X509_gmtime_adj(X509_getm_notAfter(cert), 3650L * 24 * 3600) &&
-	     X509_NAME_add_entry_by_txt(X509_get_subject_name(cert), "CN", MBSTRING_UTF8,
-					(const unsigned char *)name, -1, -1, 0) &&
-	     X509_set_issuer_name(cert, X509_get_subject_name(cert)) && X509_set_pubkey(cert, key);
-	BN_free(bn);
-	snprintf(san, sizeof(san), "%s:%s", is_address(name) ? "IP" : "DNS", name);
-	X509V3_set_ctx(&v3, cert, cert, NULL, NULL, 0);
-	X509_EXTENSION *ext = ok ? X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san) : NULL;
-	ok = ext && X509_add_ext(cert, ext, -1) && X509_sign(cert, key, EVP_sha256()) > 0;
-	X509_EXTENSION_free(ext);
-	if (!ok) {
-		X509_free(cert);
-		return NULL;
-	}
-	return cert;
-}
-
-bool tls_make_self_signed(const char *certificate_file, const char *key_file, const char *name,
-			  char *error, size_t error_size)
-{
-	if (access(key_file, F_OK) == 0 || access(certificate_file, F_OK) == 0) {
-		snprintf(error, error_size, "%s already exists; nothing was changed",
-			 access(key_file, F_OK) == 0 ? key_file : certificate_file);
-		return false;
-	}
-	EVP_PKEY *key = EVP_EC_gen("P-256");
-	X509 *cert = key ? self_signed(key, name) : NULL;
-	bool ok = cert != NULL;
-	if (!ok)
-		describe_error(error, error_size, "cannot make a key and certificate");
-	ok = ok && write_new(key_file, 0600, key, NULL, error, error_size);
-	if (ok && !write_new(certificate_file, 0644, NULL, cert, error, error_size)) {
-		unlink(key_file);
-		ok = false;
-	}
-	X509_free(cert);
-	EVP_PKEY_free(key);
-	return ok;
+	return tls_key_fingerprint(SSL_get0_peer_certificate(tls->ssl), text, size);
 }

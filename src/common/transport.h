@@ -16,7 +16,7 @@ struct tls;
 
 /* 16 bytes: a connection each, and idle connections are meant to be cheap. */
 struct transport {
-	struct tls *tls;       /* NULL: plain text */
+	struct tls *tls; /* NULL: plain text */
 	int fd;
 	bool read_wants_write; /* the last read waits for the socket to take output */
 	bool write_wants_read; /* the last write waits for input (a handshake) */

@@ -15,7 +15,7 @@
 #include "session.h"
 #include "tls.h"
 
-/* The summary of what a window refused beyond its first line (see limits.h). */
+/* The summary of what a window refused beyond its first line (see quota.h). */
 void command_log_refusals(struct session *session, bool force)
 {
 	int last;

@@ -14,7 +14,7 @@ struct session;
 extern const struct connection_handler command_handler;
 
 /* Logs how many lines were refused beyond those logged one by one (see
- * limits.h): once a window is over, or at once with force. */
+ * quota.h): once a window is over, or at once with force. */
 void command_log_refusals(struct session *session, bool force);
 
 #endif

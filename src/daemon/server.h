@@ -11,7 +11,7 @@
 
 #include "config.h"
 #include "event.h"
-#include "limits.h"
+#include "quota.h"
 #include "pairing.h"
 
 struct session;

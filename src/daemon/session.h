@@ -14,7 +14,7 @@
 
 #include "address.h"
 #include "connection.h"
-#include "limits.h"
+#include "quota.h"
 #include "protocol.h"
 #include "server.h"
 

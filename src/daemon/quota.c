@@ -1,7 +1,7 @@
 /*
- * limits: called by session (rates, refusals) and server (addresses).
+ * quota: called by session and command (rates, refusals) and server (addresses).
  */
-#include "limits.h"
+#include "quota.h"
 
 #include "hash.h"
 

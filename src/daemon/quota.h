@@ -1,13 +1,13 @@
 /*
- * limits: the pure bookkeeping behind the daemon's per-connection and
+ * quota: the pure bookkeeping behind the daemon's per-connection and
  * per-address limits: a token bucket for the line rate, the window of
  * refused lines (log summaries, floods), counts per address (per IPv6
  * prefix, server.ipv6_prefix bits, since one site may hold a whole /48) and
- * the addresses turned away after a flood. No I/O; the server and session
+ * the addresses turned away after a flood. No I/O; the server, session and command
  * modules apply them.
  */
-#ifndef TURNCHAT_LIMITS_H
-#define TURNCHAT_LIMITS_H
+#ifndef TURNCHAT_QUOTA_H
+#define TURNCHAT_QUOTA_H
 
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,5 +1,5 @@
 /*
- * Unit tests for limits: the token bucket behind rate_limit/rate_burst and
+ * Unit tests for quota: the token bucket behind rate_limit/rate_burst and
  * the address key and counts behind max_per_address.
  */
 #include <arpa/inet.h>
@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "limits.h"
+#include "quota.h"
 
 static void test_bucket_allows_burst_then_rate(void **state)
 {
