@@ -153,6 +153,9 @@ static void greeted(struct chat *chat, const struct server_line *line)
 	chat->state = CHAT_JOINING;
 	if (options->typing && ui_is_terminal(chat->ui))
 		caps |= CAP_TYPING;
+	/* Over TLS, the other half of the way matters too: ask to be told. */
+	if (options->security)
+		caps |= CAP_SECURE;
 	/* All at once: an older server answers /caps with ERR bad-command, then the rest. */
 	struct buffer *out = connection_output(chat->conn);
 	int rc = protocol_append_caps_request(out, caps);
@@ -248,7 +251,17 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 	case SRV_BYE:
 		end_with_bye(chat, &line);
 		return;
-	case SRV_SECURE: /* never asked for: the server says it with an INFO instead */
+	case SRV_SECURE:
+		if (line.secure)
+			chat_say(chat, UI_NOTICE,
+				 "Both of you reach the server over TLS: nobody on the way can read "
+				 "this conversation.");
+		else
+			chat_say(chat, UI_NOTICE,
+				 "%s is connected without TLS: what you both write crosses their "
+				 "network unencrypted.",
+				 chat->peer);
+		return;
 	case SRV_UNKNOWN:
 		return;
 	}

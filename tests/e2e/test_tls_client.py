@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import client_env
-from test_tls import make_certificate, tls_daemon  # noqa: F401 (a fixture)
+from test_tls import make_certificate, tls_daemon, tls_raw  # noqa: F401 (a fixture)
 from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, free_port, hello
 
 
@@ -29,7 +29,7 @@ def make_ca_pair(directory, names):
     return ca_crt, crt, key
 
 
-def run_client(d, tmp_path, *args, host="127.0.0.1", settings=""):
+def run_client(d, tmp_path, *args, host="127.0.0.1", settings="", partner_tls=False):
     """turnchat --tls as a script with nothing to say, and a partner: it
     leaves as soon as it is its turn. Returns the CompletedProcess."""
     conf = tmp_path / "client.conf"
@@ -40,7 +40,7 @@ def run_client(d, tmp_path, *args, host="127.0.0.1", settings=""):
     partner = None
     try:
         # Only a client that trusted the server joins; give it its turn.
-        partner = hello(d.connect(), "Barret", "")
+        partner = hello(tls_raw(d.tls_port) if partner_tls else d.connect(), "Barret", "")
         try:
             line = partner.line(timeout=3)
             if line == "WAITING lobby":
@@ -71,11 +71,22 @@ def test_trust_on_first_use_then_the_same_key(tls_daemon, tmp_path):  # noqa: F8
     assert f"first TLS connection to 127.0.0.1:{d.tls_port}; its key is {fp}." in first.stderr
     assert "(TLSv1.3, key remembered now)" in first.stdout
     assert "Paired with 'Barret'" in first.stdout
+    assert ("Barret is connected without TLS: what you both write crosses their network "
+            "unencrypted.") in first.stdout
     assert known_hosts(tmp_path).read_text() == f"127.0.0.1:{d.tls_port} {fp}\n"
     again = run_client(d, tmp_path)
     assert again.returncode == 0, again
     assert again.stderr == ""
     assert "(TLSv1.3, key as remembered)" in again.stdout
+
+
+def test_both_on_tls_are_told_the_whole_way_is_encrypted(tls_daemon, tmp_path):  # noqa: F811
+    d = tls_daemon()
+    out = run_client(d, tmp_path, partner_tls=True)
+    assert out.returncode == 0, out
+    assert ("Both of you reach the server over TLS: nobody on the way can read this "
+            "conversation.") in out.stdout
+    assert "without TLS" not in out.stdout
 
 
 def test_a_changed_key_is_refused_naming_both_and_the_line(tls_daemon, tmp_path):  # noqa: F811
