@@ -10,6 +10,7 @@
 #include "chat.h"
 
 #include <signal.h>
+#include <sysexits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,8 @@
 #include "display.h"
 
 #define CHAT_QUIT_WAIT_MS 5000
+/* turnchatd greets at once; silence this long means something else listens. */
+#define CHAT_GREETING_WAIT_MS 10000
 /* The longest line the client takes from a server. */
 #define CHAT_MAX_LINE (1024 * 1024)
 /* Often enough to show each second of waiting as it passes. */
@@ -246,15 +249,27 @@ int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 	event_add_signal(chat.loop, SIGWINCH, on_resize, &chat);
 	signal(SIGPIPE, SIG_IGN);
 
+	uint64_t started = event_now_ms(chat.loop);
 	while (chat.state != CHAT_ENDED && chat.conn) {
 		ui_poll(chat.ui);
+		if (chat.state == CHAT_GREETING &&
+		    event_now_ms(chat.loop) - started > CHAT_GREETING_WAIT_MS) {
+			chat_say(&chat, UI_PROBLEM,
+				 "turnchat: %s port %u said nothing in %d seconds: not a turnchat "
+				 "server%s",
+				 options->host, options->port, CHAT_GREETING_WAIT_MS / 1000,
+				 options->security ? "" : " (if it is the TLS port, add --tls)");
+			chat.exit_status = EX_PROTOCOL;
+			break;
+		}
 		if (chat.quit_sent &&
 		    event_now_ms(chat.loop) - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
 			chat_say(&chat, UI_PROBLEM,
 				 "turnchat: the server did not answer /q; leaving");
 			break;
 		}
-		event_loop_dispatch(chat.loop, chat.quit_sent ? 200 : -1);
+		event_loop_dispatch(chat.loop,
+				    chat.quit_sent || chat.state == CHAT_GREETING ? 200 : -1);
 	}
 	if (chat.conn)
 		connection_destroy(chat.conn);

@@ -23,10 +23,12 @@ static void start_pairing(struct chat *chat, const struct server_line *line)
 	chat->mode = line->mode;
 	chat_say(chat, UI_NOTICE, "Paired with '%s' (%s mode). Type '/q' to quit.", peer,
 		 protocol_mode_name(line->mode));
-	/* The one who waited chose the mode: a joiner who asked for free mode
-	 * learns why it takes turns ("Type whenever you like" says the rest). */
-	if (!chat->waiting && line->mode == CHAT_MODE_TURNS && chat->options->mode == CHAT_MODE_FREE)
-		chat_say(chat, UI_NOTICE, "%s waited in turns mode, so you take turns.", peer);
+	/* The one who waited chose the mode: a joiner who asked for the other
+	 * one learns why it did not get it. */
+	if (!chat->waiting && line->mode != chat->options->mode)
+		chat_say(chat, UI_NOTICE, "%s waited in %s mode, so %s.", peer,
+			 protocol_mode_name(line->mode),
+			 line->mode == CHAT_MODE_TURNS ? "you take turns" : "you both type freely");
 	chat->waiting = false;
 	if (line->mode == CHAT_MODE_FREE) {
 		chat_say(chat, UI_NOTICE, "Type whenever you like; %s's lines appear as they arrive.",

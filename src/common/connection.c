@@ -84,6 +84,21 @@ struct tls *connection_tls(const struct connection *conn)
 	return conn->io.tls;
 }
 
+bool connection_handshaking(const struct connection *conn)
+{
+	return transport_handshaking(&conn->io);
+}
+
+const char *connection_tls_error(const struct connection *conn)
+{
+	return transport_tls_error(&conn->io);
+}
+
+bool connection_got_plaintext(const struct connection *conn)
+{
+	return transport_got_plaintext(&conn->io);
+}
+
 void connection_send_now(struct connection *conn, const char *data, size_t len)
 {
 	char discard[4096];

@@ -48,6 +48,12 @@ void connection_destroy(struct connection *conn);
 void connection_use_tls(struct connection *conn, struct tls *tls);
 /* Its TLS, for the owner's questions (tls.h); NULL when in plain text. */
 struct tls *connection_tls(const struct connection *conn);
+/* True while its TLS handshake has not finished (never in plain text). */
+bool connection_handshaking(const struct connection *conn);
+/* After an error end: why TLS failed, in words; NULL in plain text. */
+const char *connection_tls_error(const struct connection *conn);
+/* True when the TLS peer turned out to speak plain text. */
+bool connection_got_plaintext(const struct connection *conn);
 /* Writes data at once, unqueued, unencrypted and unchecked: the last word
  * to a peer that does not speak TLS where TLS was expected. */
 void connection_send_now(struct connection *conn, const char *data, size_t len);

@@ -86,27 +86,34 @@ static locale_t name_locale(void)
 	return locale;
 }
 
-static bool name_char(uint32_t c)
+/* A letter or digit may carry combining marks (the "e" and U+0308 that
+ * some keyboards type for "ë"); nothing else may. */
+static bool name_char(uint32_t c, bool after_letter)
 {
 	if (c < 0x80)
 		return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		       c == '_' || c == '.' || c == '-';
 	locale_t locale = name_locale();
-	return locale != (locale_t)0 && iswalnum_l((wint_t)c, locale);
+	if (locale == (locale_t)0)
+		return false;
+	return iswalnum_l((wint_t)c, locale) ||
+	       (after_letter && iswctype_l((wint_t)c, wctype_l("combining", locale), locale));
 }
 
 bool protocol_valid_name(const char *text, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)text;
 	size_t chars = 0;
+	bool after_letter = false;
 
 	if (len == 0 || len > PROTOCOL_NAME_BYTES)
 		return false;
 	for (size_t i = 0; i < len; chars++) {
 		uint32_t c;
 		size_t n = utf8_decode(s + i, len - i, &c);
-		if (n == 0 || !name_char(c))
+		if (n == 0 || !name_char(c, after_letter))
 			return false;
+		after_letter = !(c == '_' || c == '.' || c == '-');
 		i += n;
 	}
 	return chars <= PROTOCOL_NAME_MAX;

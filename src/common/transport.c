@@ -61,6 +61,36 @@ bool transport_pending(const struct transport *t)
 #endif
 }
 
+bool transport_handshaking(const struct transport *t)
+{
+#ifdef HAVE_TLS
+	return t->tls && !tls_handshake_done(t->tls);
+#else
+	(void)t;
+	return false;
+#endif
+}
+
+const char *transport_tls_error(const struct transport *t)
+{
+#ifdef HAVE_TLS
+	return t->tls ? tls_error(t->tls) : NULL;
+#else
+	(void)t;
+	return NULL;
+#endif
+}
+
+bool transport_got_plaintext(const struct transport *t)
+{
+#ifdef HAVE_TLS
+	return t->tls && tls_error_was_plaintext(t->tls);
+#else
+	(void)t;
+	return false;
+#endif
+}
+
 void transport_close(struct transport *t)
 {
 #ifdef HAVE_TLS

@@ -27,6 +27,12 @@ ssize_t transport_send(struct transport *t, const void *buf, size_t len);
 /* Half-closes: TLS's close_notify first, then the socket's write side. */
 void transport_shutdown_write(struct transport *t);
 bool transport_pending(const struct transport *t);
+/* True while a TLS handshake has not finished. */
+bool transport_handshaking(const struct transport *t);
+/* Why TLS failed, in words (NULL in plain text); and whether it was plain
+ * text arriving where TLS was expected. */
+const char *transport_tls_error(const struct transport *t);
+bool transport_got_plaintext(const struct transport *t);
 /* Frees the TLS state, if any, and closes the socket. */
 void transport_close(struct transport *t);
 

@@ -173,8 +173,19 @@ static bool command_first_bytes(void *ctx, const char *data, size_t len)
 
 static void command_end(void *ctx, enum connection_end end)
 {
-	command_log_refusals(ctx, true);
-	session_end(ctx, end);
+	struct session *session = ctx;
+
+	if (end == CONNECTION_ERROR && session->state != SESSION_CLOSING &&
+	    connection_got_plaintext(session->conn)) {
+		/* Someone with nc at the TLS port: say where plain text goes. */
+		char bye[96];
+		int n = snprintf(bye, sizeof(bye),
+				 "BYE protocol This port speaks TLS; plain text goes to port %u\n",
+				 session->server->config.port);
+		connection_send_now(session->conn, bye, (size_t)n);
+	}
+	command_log_refusals(session, true);
+	session_end(session, end);
 }
 
 const struct connection_handler command_handler = {

@@ -360,23 +360,7 @@ void session_quit(struct session *session)
 void session_end(void *ctx, enum connection_end end)
 {
 	struct session *session = ctx;
-
-	struct tls *tls = connection_tls(session->conn);
-#ifdef HAVE_TLS
-	const char *why = end == CONNECTION_ERROR && tls ? tls_error(tls) : NULL;
-	if (session->state != SESSION_CLOSING && why && tls_error_was_plaintext(tls)) {
-		/* Someone with nc at the TLS port: say where plain text goes. */
-		char bye[96];
-		int n = snprintf(bye, sizeof(bye),
-				 "BYE protocol This port speaks TLS; plain text "
-				 "goes to port %u\n",
-				 session->server->config.port);
-		connection_send_now(session->conn, bye, (size_t)n);
-	}
-#else
-	const char *why = NULL;
-	(void)tls;
-#endif
+	const char *why = end == CONNECTION_ERROR ? connection_tls_error(session->conn) : NULL;
 	if (session->state != SESSION_CLOSING) {
 		log_info("#%lu %s (%s): connection %s%s%s", session->id, session->name,
 			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost",
@@ -443,8 +427,12 @@ void session_tick(struct session *session, uint64_t now)
 		return;
 	}
 	if (stalled && now - stalled >= (uint64_t)cfg->slow_timeout * 1000) {
-		log_notice("#%lu %s: read nothing for %u seconds with output waiting; dropping",
-			   session->id, session->name, cfg->slow_timeout);
+		log_notice("#%lu %s (%s): %s for %u seconds; dropping", session->id, session->name,
+			   SESSION_WHERE(session),
+			   connection_handshaking(session->conn)
+				   ? "no TLS handshake (a client without TLS?)"
+				   : "read nothing with output waiting",
+			   cfg->slow_timeout);
 		session_expel(session, BYE_TOO_SLOW);
 	}
 }

@@ -211,18 +211,25 @@ static void check_readable_after_drop(const struct daemon *daemon, const struct 
 				      bool to_log)
 {
 	struct config again;
+	char why[3 * CONFIG_PATH_MAX + 512] = "";
 
-	if (read_config(daemon, &again, to_log) > 0) {
-		char why[512];
+	if (read_config(daemon, &again, to_log) > 0)
 		snprintf(why, sizeof(why),
 			 "as user '%s' the configuration cannot be read again: every reload "
 			 "(SIGHUP) will fail until %s and what it includes are readable by '%s'",
 			 cfg->user, daemon->config_path, cfg->user);
-		if (to_log)
-			log_warnx("%s", why);
-		else
-			fprintf(stderr, "turnchatd: warning: %s\n", why);
-	}
+	else if (certificate_configured(cfg) &&
+		 (access(cfg->tls_key, R_OK) < 0 || access(cfg->tls_certificate, R_OK) < 0))
+		/* The pair was read as root; a renewal is read as the user. */
+		snprintf(why, sizeof(why),
+			 "as user '%s' the TLS key or certificate cannot be read: a renewed pair "
+			 "will not be taken on reload (SIGHUP) until %s and %s are readable by '%s' "
+			 "(or restart turnchatd to renew)",
+			 cfg->user, cfg->tls_key, cfg->tls_certificate, cfg->user);
+	if (why[0] && to_log)
+		log_warnx("%s", why);
+	else if (why[0])
+		fprintf(stderr, "turnchatd: warning: %s\n", why);
 }
 
 /* The loop's bookkeeping between events: status, watchdog, idle exit. */

@@ -135,7 +135,7 @@ def test_reader_that_never_reads_is_dropped_as_too_slow(make_daemon):
     while got.startswith("ERR"):
         got = a.line()
     assert got == "BYE peer-lost", d.log()
-    d.wait_for_log("read nothing for 1 seconds with output waiting; dropping")
+    d.wait_for_log("read nothing with output waiting for 1 seconds; dropping")
 
 
 def test_started_as_root_it_runs_as_nobody(daemon):

@@ -292,7 +292,7 @@ def test_broken_certificate_at_start_is_an_error(tmp_path):
     conf.write_text(f'server: {{ tls_certificate = "{crt}"; tls_key = "{crt}"; }};\n')
     out = subprocess.run([TURNCHATD, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert out.returncode == 78
-    assert f"turnchatd: TLS: {crt}: cannot use the certificate" in out.stderr
+    assert f"turnchatd: TLS: {crt}: No such file or directory" in out.stderr
 
 
 def test_make_certificate_never_overwrites(tmp_path):

@@ -135,3 +135,15 @@ def test_tls_ca_setting_is_checked(tmp_path, value, message):
                          env=client_env(tmp_path))
     assert out.returncode == 78
     assert message in out.stderr
+
+
+def test_a_plain_client_at_the_tls_port_is_told_to_add_tls(tls_daemon, tmp_path):  # noqa: F811
+    d = tls_daemon()
+    conf = tmp_path / "client.conf"
+    conf.write_text(f"port = {d.tls_port};\n")
+    out = subprocess.run([TURNCHAT, "-c", str(conf), "-n", "Cloud", "127.0.0.1"],
+                         stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                         env=client_env(tmp_path), timeout=TIMEOUT + 10)
+    assert out.returncode == 76, out
+    assert (f"turnchat: 127.0.0.1 port {d.tls_port} said nothing in 10 seconds: not a "
+            "turnchat server (if it is the TLS port, add --tls)") in out.stderr
