@@ -325,16 +325,13 @@ int main(int argc, char **argv)
 	if (action && errors == 0)
 		return action == OPT_FINGERPRINT ? certificate_print_fingerprint(&cfg.server)
 						 : certificate_make(&cfg.server);
+	/* Before dropping privileges: the key may be root's alone. */
 	struct tls_config *tls = NULL;
-	if (errors == 0 && certificate_configured(&cfg.server)) {
-		/* Before dropping privileges: the key may be root's alone. */
-		char why[1024];
-		tls = certificate_load(&cfg.server, why, sizeof(why));
-		if (tls == NULL) {
-			fprintf(stderr, "turnchatd: TLS: %s\n", why);
-			errors++;
-		}
-	}
+	char config_option[4200] = "";
+	if (daemon.config_explicit)
+		snprintf(config_option, sizeof(config_option), "-c %s ", daemon.config_path);
+	if (errors == 0 && certificate_start(&cfg.server, config_option, &tls) < 0)
+		errors++;
 	if (test_only || errors > 0) {
 		daemon.server.tls = tls; /* checked; not needed further */
 		certificate_drop(&daemon.server);

@@ -292,7 +292,14 @@ def test_broken_certificate_at_start_is_an_error(tmp_path):
     conf.write_text(f'server: {{ tls_certificate = "{crt}"; tls_key = "{crt}"; }};\n')
     out = subprocess.run([TURNCHATD, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert out.returncode == 78
+    assert f"turnchatd: TLS: cannot read {crt}: No such file or directory" in out.stderr
+    # Missing, both: the error names the command that makes them.
+    assert f"run: turnchatd -c {conf} --make-certificate" in out.stderr
+    crt.write_text("not a certificate\n")
+    out = subprocess.run([TURNCHATD, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert out.returncode == 78
     assert f"turnchatd: TLS: {crt}: cannot use the certificate" in out.stderr
+    assert "--make-certificate" not in out.stderr
 
 
 def test_make_certificate_never_overwrites(tmp_path):
@@ -308,6 +315,20 @@ def test_make_certificate_never_overwrites(tmp_path):
                          text=True)
     assert out.returncode == 1 and f"{crt} already exists; nothing was changed" in out.stderr
     assert crt.read_text() == before[0]
+
+
+def test_make_certificate_makes_the_directory(tmp_path):
+    """As a package's post-install script runs it: /etc/turnchat/ need not exist."""
+    directory = tmp_path / "etc" / "turnchat"
+    conf = tmp_path / "make.conf"
+    conf.write_text(f'server: {{ tls_certificate = "{directory}/tls.crt"; '
+                    f'tls_key = "{directory}/tls.key"; }};\n')
+    out = subprocess.run([TURNCHATD, "-c", str(conf), "--make-certificate"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert (directory.stat().st_mode & 0o777) == 0o755
+    assert ((directory / "tls.key").stat().st_mode & 0o777) == 0o600
+    assert out.stdout.splitlines()[-1] == fingerprint(directory / "tls.crt")
 
 
 def test_require_tls_turns_away_plain_text_from_beyond_this_host(tls_daemon):
