@@ -43,8 +43,8 @@ static bool copies_in(const char *dir, struct pair *p)
 
 	if (dir == NULL || dir[0] != '/')
 		return false;
-	snprintf(certificate, sizeof(certificate), "%s/%s", dir, CERTIFICATE_CREDENTIAL);
-	snprintf(key, sizeof(key), "%s/%s", dir, KEY_CREDENTIAL);
+	snprintf(certificate, sizeof(certificate), "%s/%s", dir, CONFIG_CERTIFICATE_CREDENTIAL);
+	snprintf(key, sizeof(key), "%s/%s", dir, CONFIG_KEY_CREDENTIAL);
 	if (access(certificate, R_OK) < 0 || access(key, R_OK) < 0)
 		return false;
 	memcpy(p->certificate_buf, certificate, sizeof(certificate));

@@ -12,11 +12,6 @@
 #include "config.h"
 #include "server.h"
 
-/* The credential names turnchat-socket-generator gives LoadCredential=, and
- * the names of the renewed copies its ExecReload= puts in $RUNTIME_DIRECTORY. */
-#define CERTIFICATE_CREDENTIAL "tls.crt"
-#define KEY_CREDENTIAL "tls.key"
-
 /* Both server.tls_certificate and server.tls_key are set: TLS is wanted. */
 bool certificate_configured(const struct server_config *cfg);
 /* At start, before privileges are dropped: *tls is the configured pair, or
