@@ -108,15 +108,12 @@ int certificate_start(const struct server_config *cfg, const char *config_option
 	*tls = certificate_load(cfg, why, sizeof(why));
 	if (*tls)
 		return 0;
-	fprintf(stderr, "turnchatd: TLS: %s\n", why);
+	log_warnx("TLS: %s", why);
 	if (access(cfg->tls_certificate, F_OK) < 0 && access(cfg->tls_key, F_OK) < 0)
-		fprintf(stderr,
-			"turnchatd: to make a self-signed pair there, run: "
-			"turnchatd %s--make-certificate\n",
-			config_option);
+		log_warnx("to make a self-signed pair there, run: turnchatd %s--make-certificate",
+			  config_option);
 	else if (geteuid() != 0 && access(cfg->tls_key, F_OK) == 0 && access(cfg->tls_key, R_OK) < 0)
-		fprintf(stderr, "turnchatd: start it as root: it reads the key, then becomes "
-				"server.user\n");
+		log_warnx("start it as root: it reads the key, then becomes server.user");
 	return -1;
 }
 
@@ -233,8 +230,8 @@ int certificate_start(const struct server_config *cfg, const char *config_option
 	(void)config_option;
 	*tls = NULL;
 	if (certificate_configured(cfg))
-		fprintf(stderr, "turnchatd: warning: built without TLS; server.tls_certificate "
-				"and server.tls_key do nothing\n");
+		log_warnx("built without TLS: server.tls_certificate and server.tls_key do "
+			  "nothing");
 	return 0;
 }
 

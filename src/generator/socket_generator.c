@@ -44,6 +44,7 @@ static void report(void *ctx, const char *message)
 	fprintf(stderr, "turnchat-socket-generator: %s\n", message);
 }
 
+#ifdef HAVE_TLS
 /*
  * A path systemd and sh take as written: no quoting, '%' specifiers or '$'
  * to escape in LoadCredential= and ExecReload=. Other paths are refused
@@ -56,6 +57,7 @@ static bool plain_path(const char *path)
 
 	return path[0] == '/' && strspn(path, allowed) == strlen(path);
 }
+#endif
 
 /* True when the config asks for TLS and the pair can be handed to systemd. */
 static bool tls_wanted(const struct config *cfg)
