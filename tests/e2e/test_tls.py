@@ -10,12 +10,12 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
-from turnchat_helpers import TIMEOUT, TURNCHATD, Daemon, Raw, free_port, hello, wait_for
+from turnchat_helpers import (TIMEOUT, TURNCHATD, Daemon, Raw, Tool, free_port, hello,
+                              tls_over, wait_for)
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([TURNCHATD, "--help"], capture_output=True, text=True).stdout.find(
@@ -58,50 +58,7 @@ def tls_daemon(make_daemon, tmp_path):
 
 def tls_raw(port, host="127.0.0.1"):
     """A Raw over TLS that checks no certificate (the tests check the key)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    sock = socket.create_connection((host, port), timeout=TIMEOUT)
-    return Raw.over(ctx.wrap_socket(sock))
-
-
-class Tool:
-    """A TLS client program on pipes: lines in, lines out, with a deadline."""
-
-    def __init__(self, argv):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append(None)
-            self.cond.notify_all()
-
-    def send(self, text):
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def expect(self, line, timeout=TIMEOUT):
-        """Waits for exactly this line among what the tool prints."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while line not in self.lines:
-                left = deadline - time.monotonic()
-                if left <= 0 or None in self.lines:
-                    raise AssertionError(f"no {line!r}; got {self.lines!r}")
-                self.cond.wait(left)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+    return tls_over(socket.create_connection((host, port), timeout=TIMEOUT))
 
 
 TOOLS = {
