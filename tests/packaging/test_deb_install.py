@@ -129,7 +129,7 @@ def test_daemon_socket_listens_at_once(box, packages):
 
 def pair_files(box):
     """Mode, owner and contents of /etc/turnchat and the TLS pair in it."""
-    return box.run(["sh", "-c", 'for f; do stat -c "%a %U %n" "$f"; done; cat "$@"', "-",
+    return box.run(["sh", "-c", 'stat -c "%a %U %n" "$@" && cat "$2" "$3"', "-",
                     "/etc/turnchat", CRT, KEY]).stdout
 
 

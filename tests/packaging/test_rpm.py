@@ -67,7 +67,7 @@ def files_of(rpm):
 
 
 def test_rpmlint_no_errors(rpms):
-    """rpmlint with packaging/rpm/rpmlint.toml (Fedora's settings and three
+    """rpmlint with packaging/rpm/rpmlint.toml (Fedora's settings and four
     filters, each with its reason): no error."""
     need("rpmlint")
     result = run(["rpmlint", "-c", RPMLINT_CONFIG, rpms["turnchat"], rpms["turnchatd"], SPEC],
