@@ -417,5 +417,11 @@ int config_check(const struct config *cfg, const char *origin, config_report_fn 
 		     origin, cfg->server.max_queue, cfg->server.max_line);
 		errors++;
 	}
+	/* Sockets from systemd or inetd are told apart by their port. */
+	if (cfg->server.tls_certificate[0] && cfg->server.tls_key[0] && cfg->port == cfg->tls_port) {
+		emit(report, ctx, "%s: tls_port %u is also port: TLS needs a port of its own", origin,
+		     cfg->tls_port);
+		errors++;
+	}
 	return errors;
 }

@@ -23,6 +23,12 @@
 #define CONFIG_RATE_MAX 1000000
 #define CONFIG_IPV6_PREFIX_MIN 16
 #define CONFIG_PATH_MAX 1023
+/* Under systemd the pair server.tls_certificate and server.tls_key name
+ * reaches the service as these credentials (LoadCredential=, written by
+ * turnchat-socket-generator), and a reload's fresh copies under these
+ * names in $RUNTIME_DIRECTORY; the daemon's certificate module reads them. */
+#define CONFIG_CERTIFICATE_CREDENTIAL "tls.crt"
+#define CONFIG_KEY_CREDENTIAL "tls.key"
 
 enum log_target {
 	LOG_TARGET_AUTO, /* stderr with -f, syslog otherwise */

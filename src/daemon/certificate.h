@@ -12,12 +12,13 @@
 #include "config.h"
 #include "server.h"
 
-/* The credential names turnchat-socket-generator gives LoadCredential=. */
-#define CERTIFICATE_CREDENTIAL "tls.crt"
-#define KEY_CREDENTIAL "tls.key"
-
 /* Both server.tls_certificate and server.tls_key are set: TLS is wanted. */
 bool certificate_configured(const struct server_config *cfg);
+/* At start, before privileges are dropped: *tls is the configured pair, or
+ * NULL when none is configured. -1 when it cannot be used, logged with what
+ * to do (config_option: "-c FILE " or "", for the command named). */
+int certificate_start(const struct server_config *cfg, const char *config_option,
+		      struct tls_config **tls);
 /* The pair as a TLS context, or NULL with the reason in error. */
 struct tls_config *certificate_load(const struct server_config *cfg, char *error, size_t size);
 /* Puts the configured pair in force for new connections; logs what it did. */

@@ -35,6 +35,7 @@ struct daemon {
 	struct listener *tls_listener; /* the TLS port's sockets, if any */
 	const char *config_path;
 	bool config_explicit;
+	char config_option[4200]; /* "-c FILE " when given, for commands we suggest */
 	bool foreground;
 	bool verbose;
 	bool managed; /* systemd or inetd owns the sockets and can start us again */
@@ -88,7 +89,9 @@ static void on_reload_signal(int signo, void *data)
 	/* Where to listen is the socket's business; it cannot move under us. */
 	server_apply_config(&daemon->server, &cfg);
 	log_set_level(daemon->verbose ? LOG_DEBUG : cfg.server.log_level);
-	certificate_reload(&daemon->server, &cfg.server);
+	/* A plain-text inetd entry has no TLS socket and may not read the key. */
+	if (!daemon->managed || (daemon->tls_listener && listener_has_sockets(daemon->tls_listener)))
+		certificate_reload(&daemon->server, &cfg.server);
 	if (daemon->managed && daemon->listener)
 		listener_check_address(daemon->listener, cfg.host, cfg.port);
 	log_notice("configuration reloaded");
@@ -117,12 +120,12 @@ static void usage(FILE *out)
 
 /*
  * Sockets come from systemd, from inetd (a listening socket as fd 0, its
- * "wait" mode), or, when neither hands one over, from the config.
+ * "wait" mode), or, when neither hands one over, from the config
+ * (bind_sockets). Returns 1 when some were handed over, 0 when none, -1.
  */
-static int open_sockets(struct daemon *daemon)
+static int adopt_sockets(struct daemon *daemon)
 {
 	const struct config *cfg = &daemon->server.config;
-	char error[512];
 	int adopted = activation_adopt_sockets(daemon->listener, daemon->tls_listener, cfg->tls_port);
 
 	if (adopted < 0)
@@ -141,14 +144,38 @@ static int open_sockets(struct daemon *daemon)
 		log_info("listening on %s%s (socket from inetd)", where, tls ? " for TLS" : "");
 		adopted = 1;
 	}
-	if (adopted > 0) {
-		daemon->managed = true;
-		listener_check_address(daemon->listener, cfg->host, cfg->port);
-		if (daemon->server.tls == NULL && listener_has_sockets(daemon->tls_listener))
-			log_warnx("a TLS socket was passed, but no certificate is configured: "
-				  "connections to it are closed at once");
+	if (adopted == 0)
+		return 0;
+	daemon->managed = true;
+	listener_check_address(daemon->listener, cfg->host, cfg->port);
+	return 1;
+}
+
+/*
+ * The TLS pair, read once the sockets are known and still as root (the key
+ * may be root's alone), and only when there is a TLS socket to serve or to
+ * open: a plain-text inetd entry may run as a user who cannot read the key.
+ * -1 when it cannot be used (logged, with what to do).
+ */
+static int load_certificate(struct daemon *daemon)
+{
+	const struct server_config *cfg = &daemon->server.config.server;
+
+	if (daemon->managed && !listener_has_sockets(daemon->tls_listener))
+		return 0;
+	if (daemon->managed && !certificate_configured(cfg)) {
+		log_warnx("a TLS socket was passed, but no certificate is configured: "
+			  "connections to it are closed at once");
 		return 0;
 	}
+	return certificate_start(cfg, daemon->config_option, &daemon->server.tls);
+}
+
+static int bind_sockets(struct daemon *daemon)
+{
+	const struct config *cfg = &daemon->server.config;
+	char error[512];
+
 	if (listener_bind(daemon->listener, cfg->host, cfg->port, error, sizeof(error)) == 0 ||
 	    (daemon->server.tls && listener_bind(daemon->tls_listener, cfg->host, cfg->tls_port,
 						 error, sizeof(error)) == 0)) {
@@ -332,21 +359,15 @@ int main(int argc, char **argv)
 	if (action && errors == 0)
 		return action == OPT_FINGERPRINT ? certificate_print_fingerprint(&cfg.server)
 						 : certificate_make(&cfg.server);
-	struct tls_config *tls = NULL;
-	if (errors == 0 && certificate_configured(&cfg.server)) {
-		/* Before dropping privileges: the key may be root's alone. */
-		char why[1024];
-		tls = certificate_load(&cfg.server, why, sizeof(why));
-		if (tls == NULL) {
-			fprintf(stderr, "turnchatd: TLS: %s\n", why);
-			errors++;
-		}
-	}
-	if (test_only || errors > 0) {
-		daemon.server.tls = tls; /* checked; not needed further */
-		certificate_drop(&daemon.server);
-	}
+	if (daemon.config_explicit)
+		snprintf(daemon.config_option, sizeof(daemon.config_option), "-c %s ",
+			 daemon.config_path);
 	if (test_only) {
+		/* The TLS pair too, as this user: run as the daemon will be. */
+		if (errors == 0 &&
+		    certificate_start(&cfg.server, daemon.config_option, &daemon.server.tls) < 0)
+			errors++;
+		certificate_drop(&daemon.server);
 		/* As root, check what the daemon would meet once it is the user. */
 		if (errors == 0 && geteuid() == 0) {
 			log_init("turnchatd", true, LOG_DAEMON, LOG_WARNING);
@@ -376,11 +397,18 @@ int main(int argc, char **argv)
 	daemon.loop = event_loop_create();
 	if (daemon.loop == NULL || server_init(&daemon.server, daemon.loop, &cfg) < 0)
 		fatal("cannot set up the event loop");
-	daemon.server.tls = tls;
 	daemon.listener = listener_create(daemon.loop, server_accept, &daemon.server);
 	daemon.tls_listener = listener_create(daemon.loop, server_accept_tls, &daemon.server);
-	int dropped = -1;
-	if (daemon.listener == NULL || daemon.tls_listener == NULL || open_sockets(&daemon) < 0 ||
+	int adopted = -1, dropped = -1;
+	if (daemon.listener == NULL || daemon.tls_listener == NULL ||
+	    (adopted = adopt_sockets(&daemon)) < 0)
+		goto out;
+	if (load_certificate(&daemon) < 0) {
+		log_warnx("no usable TLS certificate; not starting");
+		status = EX_CONFIG;
+		goto out;
+	}
+	if ((adopted == 0 && bind_sockets(&daemon) < 0) ||
 	    (dropped = drop_privileges(&cfg.server)) < 0)
 		goto out;
 	if (dropped)

@@ -10,12 +10,12 @@ import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
-from turnchat_helpers import TIMEOUT, TURNCHATD, Daemon, Raw, free_port, hello, wait_for
+from turnchat_helpers import (TIMEOUT, TURNCHATD, Daemon, Raw, Tool, free_port, hello,
+                              tls_over, wait_for)
 
 pytestmark = pytest.mark.skipif(
     subprocess.run([TURNCHATD, "--help"], capture_output=True, text=True).stdout.find(
@@ -58,50 +58,7 @@ def tls_daemon(make_daemon, tmp_path):
 
 def tls_raw(port, host="127.0.0.1"):
     """A Raw over TLS that checks no certificate (the tests check the key)."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    sock = socket.create_connection((host, port), timeout=TIMEOUT)
-    return Raw.over(ctx.wrap_socket(sock))
-
-
-class Tool:
-    """A TLS client program on pipes: lines in, lines out, with a deadline."""
-
-    def __init__(self, argv):
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE)
-        self.lines = []
-        self.cond = threading.Condition()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self):
-        for raw in self.proc.stdout:
-            with self.cond:
-                self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
-                self.cond.notify_all()
-        with self.cond:
-            self.lines.append(None)
-            self.cond.notify_all()
-
-    def send(self, text):
-        self.proc.stdin.write(text.encode() + b"\n")
-        self.proc.stdin.flush()
-
-    def expect(self, line, timeout=TIMEOUT):
-        """Waits for exactly this line among what the tool prints."""
-        deadline = time.monotonic() + timeout
-        with self.cond:
-            while line not in self.lines:
-                left = deadline - time.monotonic()
-                if left <= 0 or None in self.lines:
-                    raise AssertionError(f"no {line!r}; got {self.lines!r}")
-                self.cond.wait(left)
-
-    def close(self):
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
+    return tls_over(socket.create_connection((host, port), timeout=TIMEOUT))
 
 
 TOOLS = {
@@ -292,7 +249,14 @@ def test_broken_certificate_at_start_is_an_error(tmp_path):
     conf.write_text(f'server: {{ tls_certificate = "{crt}"; tls_key = "{crt}"; }};\n')
     out = subprocess.run([TURNCHATD, "-t", "-c", str(conf)], capture_output=True, text=True)
     assert out.returncode == 78
-    assert f"turnchatd: TLS: {crt}: No such file or directory" in out.stderr
+    assert f"turnchatd: TLS: cannot read {crt}: No such file or directory" in out.stderr
+    # Missing, both: the error names the command that makes them.
+    assert f"run: turnchatd -c {conf} --make-certificate" in out.stderr
+    crt.write_text("not a certificate\n")
+    out = subprocess.run([TURNCHATD, "-t", "-c", str(conf)], capture_output=True, text=True)
+    assert out.returncode == 78
+    assert f"turnchatd: TLS: {crt}: cannot use the certificate" in out.stderr
+    assert "--make-certificate" not in out.stderr
 
 
 def test_make_certificate_never_overwrites(tmp_path):
@@ -308,6 +272,20 @@ def test_make_certificate_never_overwrites(tmp_path):
                          text=True)
     assert out.returncode == 1 and f"{crt} already exists; nothing was changed" in out.stderr
     assert crt.read_text() == before[0]
+
+
+def test_make_certificate_makes_the_directory(tmp_path):
+    """As a package's post-install script runs it: /etc/turnchat/ need not exist."""
+    directory = tmp_path / "etc" / "turnchat"
+    conf = tmp_path / "make.conf"
+    conf.write_text(f'server: {{ tls_certificate = "{directory}/tls.crt"; '
+                    f'tls_key = "{directory}/tls.key"; }};\n')
+    out = subprocess.run([TURNCHATD, "-c", str(conf), "--make-certificate"], capture_output=True,
+                         text=True)
+    assert out.returncode == 0, out.stderr
+    assert (directory.stat().st_mode & 0o777) == 0o755
+    assert ((directory / "tls.key").stat().st_mode & 0o777) == 0o600
+    assert out.stdout.splitlines()[-1] == fingerprint(directory / "tls.crt")
 
 
 def test_require_tls_turns_away_plain_text_from_beyond_this_host(tls_daemon):

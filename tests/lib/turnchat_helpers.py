@@ -1,8 +1,10 @@
 """The test suites' one set of helpers for talking to turnchatd: free_port(),
 wait_for(), write_config(), Raw (a protocol-level line client, as someone
-using nc would be), hello(), pair(), converse() and leave() (two people
-meeting, talking and parting), and Daemon (a turnchatd in the foreground on
-a private config, logging to a file).
+using nc would be; tls_over() makes one speak TLS), Tool (a client program
+nobody here wrote, such as openssl s_client, on pipes), hello(), pair(),
+converse() and leave() (two people meeting, talking and parting),
+tls_conversation() (the same over TLS, one side on a Tool), and Daemon (a turnchatd in the foreground on a private config, logging to a
+file).
 
 Imported by the end-to-end tests (tests/e2e), the system tests
 (tests/system, and through them tests/packaging), the chaos scripts
@@ -15,7 +17,9 @@ import os
 import pathlib
 import signal
 import socket
+import ssl
 import subprocess
+import threading
 import time
 
 REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
@@ -151,6 +155,58 @@ class Raw:
         self.sock.close()
 
 
+def tls_over(sock):
+    """A Raw speaking TLS over sock, a connected socket, checking no
+    certificate: the tests compare the key or the certificate themselves
+    (sock.getpeercert(binary_form=True) on the Raw's sock)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    sock.settimeout(TIMEOUT)
+    return Raw.over(ctx.wrap_socket(sock))
+
+
+class Tool:
+    """A client program on pipes (openssl s_client -quiet, gnutls-cli,
+    ncat --ssl): lines in, lines out, with a deadline. popen starts it:
+    subprocess.Popen here, or a container's popen to run it inside."""
+
+    def __init__(self, argv, popen=subprocess.Popen):
+        self.proc = popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE)
+        self.lines = []
+        self.cond = threading.Condition()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for raw in self.proc.stdout:
+            with self.cond:
+                self.lines.append(raw.decode(errors="replace").rstrip("\r\n"))
+                self.cond.notify_all()
+        with self.cond:
+            self.lines.append(None)
+            self.cond.notify_all()
+
+    def send(self, text):
+        self.proc.stdin.write(text.encode() + b"\n")
+        self.proc.stdin.flush()
+
+    def expect(self, line, timeout=TIMEOUT):
+        """Waits for exactly this line among what the tool prints."""
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while line not in self.lines:
+                left = deadline - time.monotonic()
+                if left <= 0 or None in self.lines:
+                    raise AssertionError(f"no {line!r}; got {self.lines!r}")
+                self.cond.wait(left)
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+
+
 def hello(client, name=None, room=None):
     """client (a Raw, or a connected socket to make one of) past the
     greeting, named if name is given, and joined to room if room is given
@@ -191,6 +247,34 @@ def leave(leaver, partner):
     leaver.send("/q")
     assert leaver.line() == "BYE quit"
     assert partner.line() == "BYE peer-quit"
+
+
+def tls_conversation(tool, connect_tls):
+    """Cloud on tool (a Tool running openssl s_client -quiet or the like,
+    not past the greeting) and Barret on connect_tls() (a Raw over TLS, see
+    tls_over) meet in the lobby, say a line each, and Cloud leaves. Returns
+    the certificate (DER) Barret was shown, for the caller to check."""
+    barret = None
+    try:
+        tool.expect("HELLO turnchat 1 turnchatd")
+        tool.send("/name Cloud")
+        tool.send("/join")
+        tool.expect("WAITING lobby")
+        barret = hello(connect_tls(), "Barret", "")
+        assert barret.line() == "PAIRED Cloud turns you"
+        tool.expect("PAIRED Barret turns peer")
+        barret.send("Hey Cloud, you there?")
+        tool.expect("MSG Hey Cloud, you there?")
+        tool.send("Yeah. What do you want?")
+        assert barret.line() == "MSG Yeah. What do you want?"
+        tool.send("/q")
+        tool.expect("BYE quit")
+        assert barret.line() == "BYE peer-quit"
+        return barret.sock.getpeercert(binary_form=True)
+    finally:
+        tool.close()
+        if barret:
+            barret.close()
 
 
 class Daemon:

@@ -87,7 +87,8 @@ def test_conffiles(debs, tmp_path):
 
 def test_maintainer_scripts(debs, tmp_path):
     """The socket is enabled and started, the service neither: systemd
-    starts it on the first connection (see packaging/debian/rules)."""
+    starts it on the first connection (see packaging/debian/rules).  The
+    TLS pair is made at installation and removed on purge."""
     run(["dpkg-deb", "-e", debs["turnchatd"], tmp_path])
     postinst = (tmp_path / "postinst").read_text()
     assert "deb-systemd-helper enable 'turnchat.socket'" in postinst
@@ -100,6 +101,10 @@ def test_maintainer_scripts(debs, tmp_path):
     assert "daemon-reload" in postrm
     for script in ("postinst", "prerm", "postrm"):
         assert "turnchat.service" not in (tmp_path / script).read_text(), script
+    # The TLS pair: made before the socket starts, as ssh's host keys are;
+    # gone on purge.
+    assert postinst.index("turnchatd --make-certificate") < postinst.index("deb-systemd-helper")
+    assert "rm -f /etc/turnchat/tls.key /etc/turnchat/tls.crt" in postrm
     client = tmp_path / "client"
     run(["dpkg-deb", "-e", debs["turnchat"], client])
     assert not [p for p in ("preinst", "postinst", "prerm", "postrm") if (client / p).exists()]

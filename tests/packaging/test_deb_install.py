@@ -1,9 +1,11 @@
 """The .deb files installed with apt in a booted Debian 12 container (the
 system tests' harness): client alone, then the daemon, whose socket listens
-with no further step; a conversation of two installed clients; the
-journal; `systemctl reload` on this minimal system (no procps); a local
-edit of /etc/turnchat.conf surviving an upgrade and a reinstall; and purge
-leaving nothing behind.
+with no further step; the TLS pair its post-install script made and a TLS
+conversation with openssl s_client, the key reaching the service through
+LoadCredential=; a conversation of two installed clients; the journal;
+`systemctl reload` on this minimal system (no procps); a local edit of
+/etc/turnchat.conf surviving an upgrade and a reinstall, the pair never
+remade; and purge leaving nothing behind.
 
 The tests run in order and share one container, each step building on the
 one before, as a person installing the packages would."""
@@ -11,14 +13,15 @@ one before, as a person installing the packages would."""
 import os
 import select
 import shutil
+import ssl
 import subprocess
 import time
 
 import pytest
 
 from conftest import boot, check_reload
-from guest import PORT, cursor, wait_journal
-from turnchat_helpers import Raw, wait_for
+from guest import CRT, KEY, PORT, TLS_PORT, cursor, wait_journal
+from turnchat_helpers import Raw, Tool, tls_conversation, tls_over, wait_for
 
 DEBS = "/var/tmp/turnchat-debs"  # /tmp is a fresh tmpfs inside
 APT = ["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q",
@@ -124,6 +127,33 @@ def test_daemon_socket_listens_at_once(box, packages):
                     "50-turnchat-conf.conf"], check=False).returncode == 0
 
 
+def pair_files(box):
+    """Mode, owner and contents of /etc/turnchat and the TLS pair in it."""
+    return box.run(["sh", "-c", 'stat -c "%a %U %n" "$@" && cat "$2" "$3"', "-",
+                    "/etc/turnchat", CRT, KEY]).stdout
+
+
+def test_postinst_made_the_tls_pair(box):
+    """As openssh-server makes host keys: /etc/turnchat/ (0755) with a
+    self-signed certificate and a key only root may read, where the
+    shipped config says."""
+    modes = [line.split()[:2] for line in pair_files(box).splitlines()[:3]]
+    assert modes == [["755", "root"], ["644", "root"], ["600", "root"]], modes
+    assert box.run(["turnchatd", "--fingerprint"]).stdout.startswith("SHA256:")
+
+
+def test_tls_conversation_from_the_packages(box):
+    """turnchat.socket listens on the TLS port too; openssl s_client and a
+    TLS client converse; the service got the root-only key as a credential."""
+    assert box.listening(TLS_PORT)
+    tool = Tool(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{TLS_PORT}"],
+                popen=box.popen)
+    shown = tls_conversation(tool, lambda: tls_over(box.connect(TLS_PORT)))
+    assert shown == ssl.PEM_cert_to_DER_cert(box.read(CRT))
+    listed = box.run(["ls", "/run/credentials/turnchat.service"]).stdout.split()
+    assert listed == ["tls.crt", "tls.key"]
+
+
 def test_two_installed_clients_converse(box):
     since = cursor(box)
     cloud = turnchat(box, "Cloud")
@@ -168,9 +198,11 @@ def test_reload_after_install(box):
 
 def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):
     """/etc/turnchat.conf is a conffile: the admin's edit is kept, silently
-    (the packaged file did not change), and is what the daemon then reads."""
+    (the packaged file did not change), and is what the daemon then reads.
+    The post-install script never makes a TLS pair over an existing one."""
     box.run(["sed", "-i", 's/^\\( *name = \\)"turnchatd";/\\1"edited";/', "/etc/turnchat.conf"])
     edited = box.read("/etc/turnchat.conf")
+    pair = pair_files(box)
     assert 'name = "edited";' in edited
     apt(box, packages["turnchat", "2"], packages["turnchatd", "2"])
     for name in ("turnchat", "turnchatd"):
@@ -181,6 +213,7 @@ def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):
     assert box.read("/etc/turnchat.conf") == edited
     leftovers = box.sh("ls /etc/turnchat.conf.* 2>/dev/null || true").stdout
     assert leftovers == ""
+    assert pair_files(box) == pair, "the TLS pair was made again"
     # Still listening after the upgrade, and the new daemon reads the edit.
     assert state(box, "turnchat.socket") == "active"
     wait_for(lambda: box.listening(PORT), "turnchat.socket listening again", 10)

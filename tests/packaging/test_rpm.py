@@ -1,7 +1,8 @@
 """The .rpm files, built by packaging/build-rpm from a clean clone: rpmlint,
 file lists, %config(noreplace), dependencies and scriptlets; then installed
 with `rpm -i --nodeps` into a fresh copy of the container root and booted:
-two people converse, `systemctl reload` works, `rpm -e` removes it all.
+%post made the TLS pair, two people converse in plain text and over TLS,
+`systemctl reload` works, `rpm -e` removes it all, the pair too.
 
 The container has no rpm of its own (Debian 12's rpm would pull perl and
 ICU into every system test's root), so the host's rpm installs into the
@@ -11,13 +12,14 @@ and stopping are not possible until it boots."""
 
 import os
 import re
+import ssl
 
 import pytest
 
 import container
 from conftest import REPO, boot, check_reload, need, project_version, run
-from guest import PORT, cursor, wait_journal
-from turnchat_helpers import converse, pair
+from guest import CRT, KEY, PORT, TLS_PORT, cursor, wait_journal
+from turnchat_helpers import Tool, converse, pair, tls_conversation, tls_over
 
 SPEC = os.path.join(REPO, "packaging", "rpm", "turnchat.spec")
 RPMLINT_CONFIG = os.path.join(REPO, "packaging", "rpm", "rpmlint.toml")
@@ -33,6 +35,8 @@ CLIENT_FILES = {
     "/usr/share/man/man7/turnchat-protocol.7.gz",
 }
 DAEMON_FILES = {
+    CRT,  # %ghost: made by %post, removed with the package
+    KEY,
     f"{UNITDIR}/turnchat.service",
     f"{UNITDIR}/turnchat.socket",
     "/usr/lib/systemd/system-generators/turnchat-socket-generator",
@@ -63,7 +67,7 @@ def files_of(rpm):
 
 
 def test_rpmlint_no_errors(rpms):
-    """rpmlint with packaging/rpm/rpmlint.toml (Fedora's settings and three
+    """rpmlint with packaging/rpm/rpmlint.toml (Fedora's settings and four
     filters, each with its reason): no error."""
     need("rpmlint")
     result = run(["rpmlint", "-c", RPMLINT_CONFIG, rpms["turnchat"], rpms["turnchatd"], SPEC],
@@ -110,6 +114,7 @@ def test_scriptlets(rpms):
     assert set(scripts) == {"postinstall", "preuninstall", "postuninstall"}, scripts
     units = "turnchat.socket turnchat.service"
     assert re.search(rf"(preset|install-system-units) {units}", scripts["postinstall"])
+    assert "/usr/sbin/turnchatd --make-certificate" in scripts["postinstall"]
     assert re.search(rf"\$1 -eq 1\b", scripts["postinstall"])
     assert re.search(rf"(disable --now|remove-system-units) {units}", scripts["preuninstall"])
     assert re.search(rf"\$1 -eq 0\b", scripts["preuninstall"])
@@ -154,6 +159,20 @@ def test_installed_rpm_socket_listens(rpmbox):
     assert out == f"turnchat {project_version()}"
 
 
+def test_installed_rpm_serves_tls(rpmbox):
+    """%post made the pair (run by rpm in the root before it booted), the
+    key root's alone; openssl s_client and a TLS client converse through
+    turnchat.socket's TLS port."""
+    box = rpmbox
+    modes = box.run(["stat", "-c", "%a %U", "/etc/turnchat", CRT, KEY]).stdout.splitlines()
+    assert modes == ["755 root", "644 root", "600 root"]
+    assert box.listening(TLS_PORT)
+    tool = Tool(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{TLS_PORT}"],
+                popen=box.popen)
+    shown = tls_conversation(tool, lambda: tls_over(box.connect(TLS_PORT)))
+    assert shown == ssl.PEM_cert_to_DER_cert(box.read(CRT))
+
+
 def test_installed_rpm_reloads(rpmbox):
     """`systemctl reload turnchat` works where the .rpm was installed (no
     procps there): the pair goes on, a newcomer sees the edited name."""
@@ -162,13 +181,13 @@ def test_installed_rpm_reloads(rpmbox):
 
 
 def test_erased_rpm_leaves_no_unit(rpmbox):
-    """rpm -e: %preun disables the socket (offline, see above), the files
-    and the unmodified /etc/turnchat.conf go."""
+    """rpm -e: %preun disables the socket (offline, see above), the files,
+    the TLS pair (%ghost) and the unmodified /etc/turnchat.conf go."""
     box = rpmbox
     box.systemctl("stop", "turnchat.socket", "turnchat.service")
     run(["rpm", "--root", box.root, "-e", "turnchatd", "turnchat"])
     box.systemctl("daemon-reload")
-    for path in ("/etc/turnchat.conf", f"{UNITDIR}/turnchat.socket",
+    for path in ("/etc/turnchat.conf", CRT, KEY, "/etc/turnchat", f"{UNITDIR}/turnchat.socket",
                  "/etc/systemd/system/sockets.target.wants/turnchat.socket",
                  "/usr/sbin/turnchatd", "/usr/bin/turnchat"):
         assert box.run(["test", "-e", path], check=False).returncode != 0, path

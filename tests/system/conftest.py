@@ -25,7 +25,8 @@ def build():
 
 @pytest.fixture(scope="session")
 def box(build):
-    """One booted container for the whole session, the build installed in it."""
+    """One booted container for the whole session, the build installed in it
+    and the TLS pair of the installed config made."""
     require(*container.REQUIRED_COMMANDS)
     if os.geteuid() != 0:
         pytest.skip("booting a container needs root")
@@ -34,6 +35,9 @@ def box(build):
                                   keep=bool(os.environ.get("TURNCHAT_KEEP_ROOT")))
     try:
         machine.start()
+        # As the README says to after meson install (the packages' scripts
+        # do it): the TLS pair the installed config names.
+        machine.run(["turnchatd", "--make-certificate"])
         yield machine
     finally:
         machine.stop()

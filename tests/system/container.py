@@ -30,14 +30,15 @@ SUITE = "bookworm"
 # turnchatd and turnchat link, man for `systemd-analyze verify` to check the
 # units' Documentation=, ip, ss, nc and python3 to look around by hand, and
 # xinetd for the xinetd test (it conflicts with openbsd-inetd, which the
-# host runs for the inetd test, so the two cannot share a system).
+# host runs for the inetd test, so the two cannot share a system), and
+# openssl for `openssl s_client`, a TLS client nobody here wrote.
 # Deliberately not procps: a minbase system has no kill, ps or pgrep, and
 # neither may the units or the tests need them (the tests read /proc).
 PACKAGES = ["systemd", "systemd-sysv", "dbus", "libconfig9", "libsystemd0",
-            "man-db", "iproute2", "netcat-openbsd", "python3", "xinetd"]
+            "man-db", "iproute2", "netcat-openbsd", "python3", "xinetd", "openssl"]
 # Bump when the recipe below changes, so a cached root made by an older
 # recipe is rebuilt instead of reused.
-RECIPE = 4
+RECIPE = 5
 
 CACHE = os.environ.get("TURNCHAT_ROOTFS_CACHE", "/var/cache/turnchat-tests")
 ROOTFS = os.path.join(CACHE, SUITE)

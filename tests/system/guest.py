@@ -6,6 +6,9 @@ from turnchat_helpers import wait_for
 
 CONF = "/etc/turnchat.conf"
 PORT = 52928
+TLS_PORT = 52929
+# The TLS pair the installed config names.
+CRT, KEY = "/etc/turnchat/tls.crt", "/etc/turnchat/tls.key"
 UNITS = ("turnchat.service", "turnchat.socket")
 DROPIN_DIRS = tuple(f"/etc/systemd/system/{u}.d" for u in UNITS)
 

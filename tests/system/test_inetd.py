@@ -1,13 +1,16 @@
 """turnchatd in inetd's "wait" mode, where it is handed the listening socket
 as fd 0: openbsd-inetd in the foreground on this host's loopback, and xinetd
 (which cannot be installed beside openbsd-inetd) as a service in the
-container.  Both run the entry from etc/ as shipped (on the host, on a free
-port)."""
+container.  Both run the entries from etc/ as shipped (on the host, on free
+ports): the plain-text one as nobody, and the TLS one, which starts as root
+to read a root-only key and then becomes nobody, with a TLS conversation
+through `openssl s_client -quiet`."""
 
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -15,8 +18,9 @@ import time
 import pytest
 
 from container import REPO, require, tcp_listening
-from guest import PORT, configure, processes, reset
-from turnchat_helpers import TIMEOUT, converse, free_port, hello, leave, pair, wait_for, write_config
+from guest import CRT, PORT, TLS_PORT, configure, processes, reset
+from turnchat_helpers import (TIMEOUT, Tool, converse, free_port, hello, leave, pair,
+                              tls_conversation, tls_over, wait_for, write_config)
 
 INETD_EXAMPLE = os.path.join(REPO, "etc", "inetd.conf.example")
 XINETD_EXAMPLE = os.path.join(REPO, "etc", "xinetd.d", "turnchat.example")
@@ -32,36 +36,52 @@ def children(pid):
     return found
 
 
-def example_entry():
-    """The one service line of etc/inetd.conf.example, split into fields."""
+def example_entries():
+    """The service lines of etc/inetd.conf.example, split into fields: the
+    plain-text one, then the TLS one."""
     with open(INETD_EXAMPLE) as f:
         lines = [line.split() for line in f if line.strip() and not line.startswith("#")]
-    assert len(lines) == 1, lines
-    return lines[0]
+    assert len(lines) == 2, lines
+    return lines
 
 
 class Inetd:
     """openbsd-inetd in the foreground with a private inetd.conf holding the
-    example's entry, moved to a free loopback port.  turnchatd and its config
-    are copied where the example's user (nobody) can read them."""
+    example's entries, moved to free loopback ports.  turnchatd and its
+    config are copied where the example's user (nobody) can read them; the
+    config names a TLS pair made by turnchatd --make-certificate, the key
+    root's alone, as the packages make it."""
 
     def __init__(self, turnchatd, server_settings=""):
         self.dir = tempfile.mkdtemp(prefix="turnchat-inetd-")
         os.chmod(self.dir, 0o755)
         self.port = free_port()
+        self.tls_port = free_port()
+        while self.tls_port == self.port:
+            self.tls_port = free_port()
         self.turnchatd = os.path.join(self.dir, "turnchatd")
         shutil.copy(turnchatd, self.turnchatd)
         os.chmod(self.turnchatd, 0o755)
-        self.config = str(write_config(os.path.join(self.dir, "turnchat.conf"), self.port,
-                                       server_settings=server_settings))
-        entry = example_entry()
-        assert entry[0].endswith(f":{PORT}") and entry[5] == "/usr/sbin/turnchatd", entry
-        entry[0] = f"127.0.0.1:{self.port}"
-        entry[5] = self.turnchatd
-        entry += ["-c", self.config]
+        self.crt = os.path.join(self.dir, "tls", "tls.crt")
+        self.key = os.path.join(self.dir, "tls", "tls.key")
+        self.config = str(write_config(
+            os.path.join(self.dir, "turnchat.conf"), self.port,
+            settings=f"tls_port = {self.tls_port};",
+            server_settings=f'tls_certificate = "{self.crt}"; tls_key = "{self.key}";\n'
+                            + server_settings))
+        made = subprocess.run([self.turnchatd, "-c", self.config, "--make-certificate"],
+                              capture_output=True, text=True, timeout=TIMEOUT)
+        assert made.returncode == 0, made.stdout + made.stderr
+        plain, tls = example_entries()
+        assert plain[0].endswith(f":{PORT}") and plain[5] == "/usr/sbin/turnchatd", plain
+        assert tls[0].endswith(f":{TLS_PORT}") and tls[5] == "/usr/sbin/turnchatd", tls
+        plain[0] = f"127.0.0.1:{self.port}"
+        tls[0] = f"127.0.0.1:{self.tls_port}"
         self.inetd_conf = os.path.join(self.dir, "inetd.conf")
         with open(self.inetd_conf, "w") as f:
-            f.write(" ".join(entry) + "\n")
+            for entry in (plain, tls):
+                entry[5] = self.turnchatd
+                f.write(" ".join(entry + ["-c", self.config]) + "\n")
         # inetd writes /run/inetd.pid even in the foreground: put back
         # whatever was there.
         self.pidfile = "/run/inetd.pid"
@@ -70,8 +90,9 @@ class Inetd:
         self.proc = subprocess.Popen(["inetd", "-d", "-i", self.inetd_conf],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: tcp_listening(self.port) or self.proc.poll() is not None,
-                 f"inetd listening on {self.port}")
+        wait_for(lambda: (tcp_listening(self.port) and tcp_listening(self.tls_port))
+                 or self.proc.poll() is not None, f"inetd listening on {self.port} and "
+                 f"{self.tls_port}")
         assert self.proc.poll() is None, self.inetd_log()
 
     def inetd_log(self):
@@ -80,6 +101,9 @@ class Inetd:
 
     def connect(self):
         return socket.create_connection(("127.0.0.1", self.port), timeout=TIMEOUT)
+
+    def connect_tls(self):
+        return tls_over(socket.create_connection(("127.0.0.1", self.tls_port), timeout=TIMEOUT))
 
     def servers(self):
         """The turnchatd processes inetd runs now."""
@@ -111,6 +135,13 @@ def _comm(pid):
         return None
 
 
+def _uid(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    raise AssertionError(f"no Uid: line in /proc/{pid}/status")
+
+
 def _end(pid):
     """Ends a turnchatd our inetd started, if it still runs."""
     if _comm(pid) != "turnchatd":
@@ -140,17 +171,46 @@ def make_inetd(build):
 
 
 def test_inetd_example_is_a_wait_entry():
-    entry = example_entry()
-    assert entry[1:5] == ["stream", "tcp", "wait", "nobody"], entry
-    assert entry[5:] == ["/usr/sbin/turnchatd", "turnchatd"], entry
+    plain, tls = example_entries()
+    assert plain[0] == f"127.0.0.1:{PORT}", plain
+    assert plain[1:5] == ["stream", "tcp", "wait", "nobody"], plain
+    assert plain[5:] == ["/usr/sbin/turnchatd", "turnchatd"], plain
+    # TLS: the same daemon, told by the port; root to read the key.
+    assert tls[0] == f"127.0.0.1:{TLS_PORT}", tls
+    assert tls[1:5] == ["stream", "tcp", "wait", "root"], tls
+    assert tls[5:] == ["/usr/sbin/turnchatd", "turnchatd"], tls
 
 
 def test_inetd_conversation(make_inetd):
+    """The plain-text entry runs as nobody, who cannot read the key the
+    config names: it needs none."""
     inetd = make_inetd()
     waiter, caller = pair(inetd.connect)
     converse(waiter, caller, ["Hey Cloud, you there?", "Yeah. What do you want?", "Bye."])
     assert len(inetd.servers()) == 1, "one turnchatd serves everyone"
     leave(caller, waiter)
+
+
+def test_inetd_tls_conversation(make_inetd):
+    """openssl s_client -quiet and a second TLS client converse through the
+    example's TLS entry: started as root, turnchatd reads the root-only key,
+    becomes nobody, and serves the pair the config names."""
+    require("openssl")
+    inetd = make_inetd()
+    assert (os.stat(inetd.key).st_mode & 0o777, os.stat(inetd.key).st_uid) == (0o600, 0)
+    tool = Tool(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{inetd.tls_port}"])
+    servers = []
+
+    def connect_tls():
+        servers[:] = inetd.servers()  # s_client's connection started it
+        return inetd.connect_tls()
+
+    shown = tls_conversation(tool, connect_tls)
+    with open(inetd.crt) as f:
+        assert shown == ssl.PEM_cert_to_DER_cert(f.read())
+    assert len(servers) == 1, "the TLS entry alone: the plain one was never asked"
+    nobody = int(subprocess.run(["id", "-u", "nobody"], capture_output=True, text=True).stdout)
+    assert _uid(servers[0]) == nobody
 
 
 def test_inetd_exit_when_idle_and_start_again(make_inetd):
@@ -180,7 +240,7 @@ def xinetd(box, installed_config):
     try:
         box.run(["systemd-run", "--unit=turnchat-xinetd", "-p", "KillMode=control-group",
                  "/usr/sbin/xinetd", "-dontfork", "-stayalive"])
-        wait_for(lambda: box.listening(PORT), "xinetd listening")
+        wait_for(lambda: box.listening(PORT) and box.listening(TLS_PORT), "xinetd listening")
         yield box
     finally:
         box.systemctl("stop", "turnchat-xinetd.service", check=False)
@@ -189,17 +249,32 @@ def xinetd(box, installed_config):
         reset(box, installed_config)
 
 
-def test_xinetd_example_is_a_wait_entry():
+def xinetd_services():
+    """{service name: {setting: value}} of etc/xinetd.d/turnchat.example."""
+    services, name = {}, None
     with open(XINETD_EXAMPLE) as f:
-        settings = dict(line.split("=", 1) for line in f
-                        if "=" in line and not line.lstrip().startswith("#"))
-    settings = {k.strip(): v.strip() for k, v in settings.items()}
-    assert settings["wait"] == "yes"
-    assert settings["socket_type"] == "stream"
-    assert settings["port"] == str(PORT)
-    assert settings["type"] == "UNLISTED"
-    assert settings["user"] == "nobody"
-    assert settings["server"] == "/usr/sbin/turnchatd"
+        for line in f:
+            line = line.strip()
+            if line.startswith("service "):
+                name = line.split()[1]
+                services[name] = {}
+            elif "=" in line and not line.startswith("#"):
+                key, value = line.split("=", 1)
+                services[name][key.strip()] = value.strip()
+    return services
+
+
+def test_xinetd_example_is_a_wait_entry():
+    services = xinetd_services()
+    assert sorted(services) == ["turnchat", "turnchat-tls"]
+    for name, port, user in (("turnchat", PORT, "nobody"), ("turnchat-tls", TLS_PORT, "root")):
+        settings = services[name]
+        assert settings["wait"] == "yes"
+        assert settings["socket_type"] == "stream"
+        assert settings["port"] == str(port)
+        assert settings["type"] == "UNLISTED"
+        assert settings["user"] == user
+        assert settings["server"] == "/usr/sbin/turnchatd"
 
 
 def test_xinetd_conversation(xinetd):
@@ -209,6 +284,19 @@ def test_xinetd_conversation(xinetd):
     nobody = int(box.run(["id", "-u", "nobody"]).stdout)
     assert set(processes(box, "turnchatd").values()) == {nobody}
     leave(caller, waiter)
+
+
+def test_xinetd_tls_conversation(xinetd):
+    """The example's TLS service, with the pair made as after meson install
+    (conftest.py): openssl s_client inside the container and a TLS client
+    from its network converse; the daemon runs as nobody."""
+    box = xinetd
+    tool = Tool(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{TLS_PORT}"],
+                popen=box.popen)
+    shown = tls_conversation(tool, lambda: tls_over(box.connect(TLS_PORT)))
+    assert shown == ssl.PEM_cert_to_DER_cert(box.read(CRT))
+    nobody = int(box.run(["id", "-u", "nobody"]).stdout)
+    assert set(processes(box, "turnchatd").values()) == {nobody}
 
 
 def test_xinetd_exit_when_idle_and_start_again(xinetd):

@@ -1,22 +1,26 @@
 """turnchatd as a socket-activated system service under a real systemd: a
-booted Debian 12 container with the build installed by `meson install`.
-Clients connect from inside the container's private network."""
+booted Debian 12 container with the build installed by `meson install`
+(and the TLS pair its config names made, as the README says).  Clients
+connect from inside the container's private network."""
 
 import os
 import re
 import select
+import ssl
 import subprocess
 import time
 
 import pytest
 
 from container import REPO, require
-from guest import (PORT, configure, cursor, dropin, journal, reset, show, state,
-                   status, uid_of, wait_journal, wait_state)
-from turnchat_helpers import Raw, converse, hello, leave, pair, wait_for
+from guest import (CRT, KEY, PORT, TLS_PORT, configure, cursor, dropin, journal, reset, show,
+                   state, status, uid_of, wait_journal, wait_state)
+from turnchat_helpers import (Raw, Tool, converse, hello, leave, pair, tls_conversation, tls_over,
+                              wait_for)
 
 UNITDIR = "/usr/lib/systemd/system"
 GENERATOR = "/usr/lib/systemd/system-generators/turnchat-socket-generator"
+TLS_DROPIN = "/run/systemd/generator/turnchat.service.d/50-turnchat-tls.conf"
 INFO, NOTICE = "6", "5"
 DAEMON_FACILITY = "3"
 
@@ -117,9 +121,15 @@ def test_socket_listens_and_nothing_runs_yet(listening):
     box = listening
     assert state(box, "turnchat.socket") == "active"
     assert state(box) == "inactive"
-    # Where exactly depends on host in the config (the generator's drop-in).
+    # Where exactly depends on host in the config (the generator's drop-in);
+    # the installed config names a TLS pair, so tls_port on the same addresses.
     listen = show(box, "turnchat.socket", "Listen").splitlines()
-    assert listen and all(line.endswith(f":{PORT} (Stream)") for line in listen), listen
+    assert listen and all(line.endswith(" (Stream)") for line in listen), listen
+    addresses = {port: sorted(line.rsplit(":", 1)[0] for line in listen
+                              if line.endswith(f":{port} (Stream)"))
+                 for port in (PORT, TLS_PORT)}
+    assert addresses[PORT] and addresses[PORT] == addresses[TLS_PORT], listen
+    assert len(listen) == 2 * len(addresses[PORT]), listen
 
 
 def test_conversation(listening):
@@ -324,3 +334,104 @@ def test_no_connection_lost_around_idle_exit(listening):
         time.sleep(delay)
     waiter, caller = pair(connector(box))
     converse(waiter, caller)
+
+
+# ------------------------------------------------------------------- TLS
+
+def certificate(box):
+    """The DER of the certificate /etc/turnchat/tls.crt holds now."""
+    return ssl.PEM_cert_to_DER_cert(box.read(CRT))
+
+
+def tls_client(box):
+    return tls_over(box.connect(TLS_PORT))
+
+
+def test_generator_writes_tls_only_when_configured(listening):
+    """With the installed config's pair: LoadCredential= for both files and
+    the reload's copy; without TLS settings, no service drop-in and no TLS
+    port after daemon-reload."""
+    box = listening
+    dropin_text = box.read(TLS_DROPIN)
+    assert f"LoadCredential=tls.crt:{CRT}\n" in dropin_text
+    assert f"LoadCredential=tls.key:{KEY}\n" in dropin_text
+    assert "ExecReload=-+/bin/sh" in dropin_text
+    configure(box)  # host and port only: no TLS
+    box.systemctl("daemon-reload")
+    assert box.run(["test", "-e", TLS_DROPIN], check=False).returncode != 0
+    box.systemctl("restart", "turnchat.socket")
+    wait_for(lambda: box.listening(PORT), "turnchat.socket listening again", 10)
+    assert not box.listening(TLS_PORT)
+
+
+def test_tls_conversation_key_through_credentials(listening):
+    """openssl s_client inside the container and a TLS client from its
+    network converse through turnchat.socket.  The key is root's alone
+    (0600) and the service's own user cannot read it: the key reaches the
+    service only as a credential."""
+    box = listening
+    assert box.run(["stat", "-c", "%a %U", KEY]).stdout.split() == ["600", "root"]
+    tool = Tool(["openssl", "s_client", "-quiet", "-connect", f"127.0.0.1:{TLS_PORT}"],
+                popen=box.popen)
+    assert tls_conversation(tool, lambda: tls_client(box)) == certificate(box)
+    pid = main_pid(box)
+    uid = uid_of(box, pid)
+    assert uid != 0
+    environment = box.read(f"/proc/{pid}/environ").split("\0")
+    assert "CREDENTIALS_DIRECTORY=/run/credentials/turnchat.service" in environment
+    denied = box.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                      "cat", KEY], check=False)
+    assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied
+    listed = box.run(["ls", "/run/credentials/turnchat.service"]).stdout.split()
+    assert listed == ["tls.crt", "tls.key"]
+
+
+def test_reload_puts_a_renewed_certificate_in_force(listening):
+    """systemctl reload with a renewed pair: the open TLS conversation goes
+    on, new connections get the new certificate, the same process serves."""
+    box = listening
+    old = certificate(box)
+    waiter, caller = pair(lambda: tls_client(box))
+    converse(waiter, caller)
+    pid = main_pid(box)
+    since = cursor(box)
+    box.run(["rm", CRT, KEY])
+    box.run(["turnchatd", "--make-certificate"])
+    new = certificate(box)
+    assert new != old
+    fingerprint = box.run(["turnchatd", "--fingerprint"]).stdout.strip()
+    box.systemctl("reload", "turnchat.service")
+    wait_journal(box, since, f"TLS certificate {CRT} loaded (from the copy systemctl reload "
+                             f"made), key {fingerprint}")
+    wait_journal(box, since, "configuration reloaded")
+    assert main_pid(box) == pid
+    converse(waiter, caller, ["still here?", "still here."])
+    assert waiter.sock.getpeercert(binary_form=True) == old
+    newcomer = tls_client(box)
+    assert newcomer.line() == "HELLO turnchat 1 turnchatd"
+    assert newcomer.sock.getpeercert(binary_form=True) == new
+    newcomer.close()
+    # The copy the reload made is the service user's alone.
+    copies = box.run(["stat", "-c", "%a %u %n", "/run/turnchat/tls.crt",
+                      "/run/turnchat/tls.key"]).stdout.splitlines()
+    uid = uid_of(box, pid)
+    assert [c.split()[:2] for c in copies] == [["600", str(uid)]] * 2
+    leave(caller, waiter)
+
+
+def test_missing_pair_fails_the_start_with_credentials(listening):
+    """Without the files LoadCredential= names, systemd refuses to start the
+    service (243/CREDENTIALS) and the socket stays; once made, it serves."""
+    box = listening
+    box.run(["mv", "/etc/turnchat", "/etc/turnchat.moved"])
+    try:
+        c = Raw.over(box.connect(PORT))
+        wait_for(lambda: show(box, "turnchat.service", "ExecMainStatus") == "243",
+                 f"turnchat.service failing at credentials\n{status(box)}", 15)
+        c.close()
+    finally:
+        box.run(["mv", "/etc/turnchat.moved", "/etc/turnchat"])
+    box.systemctl("reset-failed", "turnchat.service", "turnchat.socket", check=False)
+    box.systemctl("restart", "turnchat.socket")
+    wait_for(lambda: box.listening(TLS_PORT), "turnchat.socket listening again", 10)
+    assert tls_client(box).line() == "HELLO turnchat 1 turnchatd"

@@ -154,9 +154,10 @@ static void test_good_file(void **state)
 }
 
 /*
- * The shipped file must set every key to its default: loaded over the
- * defaults it changes nothing, and loaded over good.conf (where every
- * field differs) it gives back the defaults, so no key is missing.
+ * The shipped file must set every key to its default, but for the TLS pair
+ * it ships set (as ssh ships host keys): loaded over the defaults it
+ * changes nothing else, and loaded over good.conf (where every field
+ * differs) it gives back the same, so no key is missing.
  */
 static void test_shipped_file(void **state)
 {
@@ -165,6 +166,8 @@ static void test_shipped_file(void **state)
 
 	(void)state;
 	defaults(&expected);
+	strcpy(expected.server.tls_certificate, "/etc/turnchat/tls.crt");
+	strcpy(expected.server.tls_key, "/etc/turnchat/tls.key");
 	defaults(&cfg);
 	assert_int_equal(config_load_file(&cfg, shipped_conf, true, collect, &r), 0);
 	assert_int_equal(r.count, 0);
@@ -502,6 +505,25 @@ static void test_check_default_mode(void **state)
 					"is not in server.modes (turns)");
 }
 
+/* Under systemd and inetd the TLS socket is told by its port. */
+static void test_check_tls_port(void **state)
+{
+	struct config cfg;
+	struct reports r = {0};
+
+	(void)state;
+	defaults(&cfg);
+	cfg.port = cfg.tls_port;
+	assert_int_equal(config_check(&cfg, "plain", collect, &r), 0);
+	strcpy(cfg.server.tls_certificate, "/etc/turnchat/tls.crt");
+	strcpy(cfg.server.tls_key, "/etc/turnchat/tls.key");
+	assert_int_equal(config_check(&cfg, "tls", collect, &r), 1);
+	assert_string_equal(r.lines[r.count - 1],
+			    "tls: tls_port 52929 is also port: TLS needs a port of its own");
+	cfg.tls_port = 6001;
+	assert_int_equal(config_check(&cfg, "tls", collect, &r), 0);
+}
+
 int main(int argc, char **argv)
 {
 	static char default_shipped[1024];
@@ -525,6 +547,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_unchanged_after_error),
 		cmocka_unit_test(test_no_report),
 		cmocka_unit_test(test_check_default_mode),
+		cmocka_unit_test(test_check_tls_port),
 	};
 
 	if (argc < 2 || argc > 3) {
