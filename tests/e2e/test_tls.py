@@ -18,8 +18,9 @@ from turnchat_helpers import (TIMEOUT, TURNCHATD, Daemon, Raw, Tool, free_port, 
                               tls_over, wait_for)
 
 pytestmark = pytest.mark.skipif(
-    subprocess.run([TURNCHATD, "--help"], capture_output=True, text=True).stdout.find(
-        "--fingerprint") < 0, reason="turnchatd built without TLS")
+    "built without TLS" in subprocess.run([TURNCHATD, "-c", "/dev/null", "--fingerprint"],
+                                          capture_output=True, text=True).stderr,
+    reason="turnchatd built without TLS (-Dtls=disabled)")
 
 
 def make_certificate(directory, name="tls"):

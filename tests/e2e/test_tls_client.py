@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import client_env
-from test_tls import make_certificate, tls_daemon, tls_raw  # noqa: F401 (a fixture)
+from test_tls import make_certificate, pytestmark, tls_daemon, tls_raw  # noqa: F401
 from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, free_port, hello
 
 
