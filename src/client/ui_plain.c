@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "buffer.h"
@@ -26,7 +27,9 @@ struct ui_plain {
 	struct line_reader reader;
 	bool eof;
 	bool eof_told;
-	bool delivering; /* the handler may set the turn from inside deliver */
+	bool delivering;   /* the handler may set the turn from inside deliver */
+	bool handing;      /* a line is being handed over... */
+	size_t handed_end; /* ...and its text ends here in input */
 	enum ui_turn turn;
 	const struct ui_handler *handler;
 	void *ctx;
@@ -52,7 +55,13 @@ static bool may_deliver(struct line_reader *reader)
 static void reader_line(struct line_reader *reader, const char *line, size_t len)
 {
 	struct ui_plain *ui = of_reader(reader);
+	/* The reader drops a line from its buffer only after this returns: a
+	 * handler that asks what input is left (plain_unsent_input, when /q
+	 * ends the conversation) must not count this one. */
+	ui->handed_end = (size_t)(line + len - buffer_peek(&reader->input));
+	ui->handing = true;
 	ui->handler->on_line(ui->ctx, line, len);
+	ui->handing = false;
 }
 
 static void reader_too_long(struct line_reader *reader)
@@ -148,8 +157,13 @@ static size_t plain_unsent_input(struct ui *base, bool *more)
 			ui->eof = true;
 	}
 	const char *data = buffer_peek(&ui->reader.input);
-	size_t len = buffer_length(&ui->reader.input);
-	for (size_t i = 0; i < len; i++) {
+	size_t len = buffer_length(&ui->reader.input), from = 0;
+	if (ui->handing) {
+		/* Past the line being handed over, and its line feed. */
+		const char *lf = memchr(data + ui->handed_end, '\n', len - ui->handed_end);
+		from = end = lf ? (size_t)(lf - data) + 1 : len;
+	}
+	for (size_t i = from; i < len; i++) {
 		if (data[i] == '\n') {
 			lines++;
 			end = i + 1;

@@ -135,3 +135,44 @@ def test_client_before_server_exits_69_with_hint(tmp_path):
     assert f"cannot connect to '127.0.0.1' on port number '{port}'" in result.stderr
     assert "systemctl start turnchat.socket" in result.stderr
     assert "turnchatd" in result.stderr
+
+
+def test_a_script_on_pipes_that_ends_with_quit_leaves_nothing_unsent(daemon, tmp_path):
+    """As the installed-package test drives it: lines written to the client's
+    stdin as the conversation goes, "/q" last, then the end of input."""
+    import os
+    import select
+    import time
+
+    def start(name):
+        return subprocess.Popen([TURNCHAT, "-c", str(daemon.config), "-n", name],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=client_env(tmp_path))
+
+    def read_until(process, text):
+        seen, deadline = b"", time.monotonic() + TIMEOUT
+        while text.encode() not in seen:
+            ready, _, _ = select.select([process.stdout], [], [], deadline - time.monotonic())
+            chunk = os.read(process.stdout.fileno(), 4096) if ready else b""
+            assert chunk, f"no {text!r}; got {seen!r}"
+            seen += chunk
+
+    def say(process, line):
+        process.stdin.write(line.encode() + b"\n")
+        process.stdin.flush()
+
+    cloud = start("Cloud")
+    read_until(cloud, "Waiting for a partner")
+    barret = start("Barret")
+    read_until(barret, "You speak first.")
+    say(barret, "Hey Cloud, you there?")
+    read_until(cloud, "Barret: Hey Cloud, you there?")
+    say(cloud, "Yeah.")
+    read_until(barret, "Cloud: Yeah.")
+    say(barret, "/q")
+    barret.stdin.close()
+    assert barret.wait(TIMEOUT) == 0
+    assert barret.stdout.read() == b""
+    read_until(cloud, "Barret left the conversation.")
+    cloud.stdin.close()
+    assert cloud.wait(TIMEOUT) == 0
