@@ -248,13 +248,12 @@ static bool read_once(struct peer *peer)
 
 static void read_input(struct peer *peer)
 {
-	/* Plain text: one read takes all the socket has. TLS hands out a record
-	 * per read, and what OpenSSL has read ahead epoll cannot see: read
-	 * until it would block (the flood window bounds how long). */
+	/* One read takes what the socket has; TLS hands out a record per read,
+	 * and what it holds already is read now, since epoll cannot see it. */
 	bool any = false;
 	while (read_once(peer)) {
 		any = true;
-		if (!peer->io.tls)
+		if (!transport_pending(&peer->io))
 			break;
 	}
 	if (peer->io.fd < 0)
