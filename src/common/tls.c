@@ -77,6 +77,9 @@ static SSL_CTX *new_context(const SSL_METHOD *method)
 	 * from a queue that may move between tries. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 				      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	/* One read(2) per record, not one for its header and one for the rest:
+	 * what it reads beyond a record waits in OpenSSL (tls_has_pending). */
+	SSL_CTX_set_read_ahead(ctx, 1);
 	return ctx;
 }
 
@@ -275,7 +278,9 @@ ssize_t tls_write(struct tls *tls, const void *buf, size_t len, uint32_t *wait)
 
 bool tls_has_pending(const struct tls *tls)
 {
-	return SSL_pending(tls->ssl) > 0;
+	/* Records read ahead but not yet decrypted count too: epoll cannot see
+	 * them either. (SSL_pending counts only decrypted bytes.) */
+	return SSL_has_pending(tls->ssl) == 1;
 }
 
 int tls_handshake(struct tls *tls, uint32_t *wait)

@@ -47,7 +47,7 @@ void tls_free(struct tls *tls);
  * tls_error() then explains. 0 from tls_read: the peer closed. */
 ssize_t tls_read(struct tls *tls, void *buf, size_t len, uint32_t *wait);
 ssize_t tls_write(struct tls *tls, const void *buf, size_t len, uint32_t *wait);
-/* Bytes already decrypted and waiting inside OpenSSL: epoll cannot see them. */
+/* Bytes waiting inside OpenSSL, decrypted or read ahead: epoll cannot see them. */
 bool tls_has_pending(const struct tls *tls);
 /* Drives the handshake: 1 done, 0 must wait (*wait), -1 failed (tls_error). */
 int tls_handshake(struct tls *tls, uint32_t *wait);

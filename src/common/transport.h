@@ -2,7 +2,7 @@
  * transport: how the connection module moves bytes: straight through a
  * socket, or through TLS. Both look like read(2) and send(2) to it; a TLS
  * call that must wait for the other direction says so in the flags, and
- * bytes OpenSSL has already decrypted are reported as pending, since epoll
+ * bytes OpenSSL has already read are reported as pending, since epoll
  * cannot see them.
  */
 #ifndef TURNCHAT_TRANSPORT_H

@@ -5,7 +5,7 @@
  *   main.c         options, limits, result lines
  *   workload.c     messages and their checks, the phases of the four workloads
  *   pairs.c        opening each pair and checking whom it was paired with
- *   peer.c         one bench-side socket: connect, read lines, write
+ *   peer.c         one bench-side socket: connect, TLS if asked, read lines, write
  *   stats.c        latency histogram, /proc readings of the server
  *   relay_server.c the reference relay (its own subcommand)
  */
@@ -21,6 +21,7 @@
 #include "buffer.h"
 #include "event.h"
 #include "protocol.h"
+#include "transport.h"
 
 enum workload {
 	WORKLOAD_PINGPONG, /* turns mode, one message in flight per pair */
@@ -28,6 +29,9 @@ enum workload {
 	WORKLOAD_IDLE,     /* paired and silent; the server's RSS per connection */
 	WORKLOAD_CONNECT,  /* connections per second until PAIRED */
 };
+
+/* Processes measured together as "the server". */
+#define BENCH_PIDS 4
 
 enum target {
 	TARGET_TURNCHATD, /* speaks the protocol: /name, /mode, /join, MSG */
@@ -49,9 +53,14 @@ struct options {
 	unsigned sources;      /* source addresses 127.0.0.2 and up */
 	unsigned setup_window; /* pairs being connected at once */
 	double settle;         /* idle: seconds before reading the server's RSS */
-	pid_t pid;             /* the server to measure; 0: found by its port */
 	double time_limit;     /* the whole run, setup and drain included */
 	bool verbose;
+
+	bool tls; /* every connection speaks TLS: turnchatd's tls_port, or stunnel */
+	/* The server's processes, measured as one (stunnel in front of
+	 * turnchatd is two); none given: the one listening on the port. */
+	pid_t pids[BENCH_PIDS];
+	unsigned pid_count;
 };
 
 /* Latency in nanoseconds, log-linear: 64 sub-buckets per power of two (~1.6%). */
@@ -91,14 +100,16 @@ struct bench {
 	struct peer *peers; /* [2i] is pair i's side a, [2i + 1] its side b */
 	struct sockaddr_storage server;
 	socklen_t server_len;
-	int listener; /* the direct target's own listening socket */
+	int listener;           /* the direct target's own listening socket */
+	struct tls_config *tls; /* the client side's, when opt->tls */
 	enum phase phase;
 	unsigned started, paired, dead; /* pairs */
 	uint64_t budget;                /* messages that may still be sent */
 	uint64_t phase_start, window_start, last_rx;
 	long long ticks_start;
 	double self_start;
-	pid_t pid;
+	pid_t pids[BENCH_PIDS];
+	unsigned pid_count;
 	struct buffer out; /* formatting scratch, reused without freeing */
 };
 
@@ -116,7 +127,7 @@ void pairs_paired(struct bench *b, struct peer *peer, const struct server_line *
 struct peer {
 	struct bench *bench;
 	struct peer *partner;
-	int fd;
+	struct transport io; /* io.fd < 0: closed; io.tls when speaking TLS */
 	struct event_source *source;
 	unsigned pair;
 	char side; /* 'a' or 'b' */
@@ -132,7 +143,8 @@ struct peer {
 	struct framer framer;
 };
 
-/* Connects from 127.0.0.(2 + source) when source >= 0; returns -1 with errno. */
+/* Connects from 127.0.0.(2 + source) when source >= 0, and starts TLS
+ * over it when the bench has a TLS config; returns -1 with errno. */
 int peer_connect(struct peer *peer, struct event_loop *loop, const struct sockaddr *server,
 		 socklen_t len, int source);
 /* Takes an already connected socket (the direct target). */
@@ -153,6 +165,9 @@ void workload_peer_failed(struct peer *peer, const char *why);
 
 long proc_rss_kib(pid_t pid);
 long long proc_cpu_ticks(pid_t pid);
+/* The same, summed over several processes; -1 when any is unknown. */
+long procs_rss_kib(const pid_t *pids, unsigned count);
+long long procs_cpu_ticks(const pid_t *pids, unsigned count);
 double self_cpu_seconds(void);
 pid_t proc_find_listener(unsigned port);
 

@@ -33,7 +33,9 @@ static void usage(FILE *f)
 	      "  -S, --sources N         connect from 127.0.0.2 .. 127.0.0.N+1 (16; 0: any)\n"
 	      "      --setup-window N    pairs being connected at once (32)\n"
 	      "      --settle SECONDS    idle: wait before reading the server's RSS (1)\n"
-	      "      --pid PID           the server process (found by its port otherwise)\n"
+	      "      --tls               speak TLS (turnchatd's tls_port, or stunnel in front)\n"
+	      "      --pid PID[,PID...]  the server's processes, measured as one (found by\n"
+	      "                          its port otherwise)\n"
 	      "  -T, --time-limit SECS   hard limit for the whole run (duration + 60)\n",
 	      f);
 }
@@ -51,6 +53,26 @@ static bool number(const char *text, double low, double high, double *value)
 	char *end;
 	*value = strtod(text, &end);
 	return end != text && *end == '\0' && *value >= low && *value <= high;
+}
+
+/* "PID[,PID...]", at most BENCH_PIDS of them. */
+static bool pid_list(const char *text, struct options *opt)
+{
+	double v;
+	char one[32];
+	opt->pid_count = 0;
+	for (const char *p = text; *p; p += *p == ',') {
+		size_t n = strcspn(p, ",");
+		if (n == 0 || n >= sizeof(one) || opt->pid_count == BENCH_PIDS)
+			return false;
+		memcpy(one, p, n);
+		one[n] = '\0';
+		if (!number(one, 1, 1e9, &v))
+			return false;
+		opt->pids[opt->pid_count++] = (pid_t)v;
+		p += n;
+	}
+	return opt->pid_count > 0;
 }
 
 /* 10,000 connections need far more than the usual 1024 descriptors. */
@@ -91,8 +113,9 @@ static void report(const struct options *opt, const struct result *r)
 	if (r->rss_base_kib >= 0 && r->rss_kib >= 0 && r->connections > 0)
 		per_conn = (double)(r->rss_kib - r->rss_base_kib) / r->connections;
 
-	printf("%s against %s at %s port %s: %u connections\n", workload_names[opt->workload],
-	       target_names[opt->target], opt->host, opt->port, r->connections);
+	printf("%s against %s at %s port %s%s: %u connections\n", workload_names[opt->workload],
+	       target_names[opt->target], opt->host, opt->port, opt->tls ? " over TLS" : "",
+	       r->connections);
 	if (connect)
 		printf("  %.0f connections/s until paired (%.2f s)\n", rate, r->seconds);
 	else
@@ -108,14 +131,14 @@ static void report(const struct options *opt, const struct result *r)
 		printf("  server RSS %ld KiB -> %ld KiB: %.3f KiB per connection\n", r->rss_base_kib,
 		       r->rss_kib, per_conn);
 	printf("  %llu errors\n", (unsigned long long)r->errors);
-	printf("RESULT workload=%s target=%s pairs=%u connections=%u sent=%llu received=%llu "
+	printf("RESULT workload=%s target=%s tls=%s pairs=%u connections=%u sent=%llu received=%llu "
 	       "seconds=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu=%.1f "
 	       "server_us=%.3f bench_cpu=%.1f rss_base_kib=%ld rss_kib=%ld kib_per_conn=%.3f errors=%llu\n",
-	       workload_names[opt->workload], target_names[opt->target], opt->pairs, r->connections,
-	       (unsigned long long)r->sent, (unsigned long long)r->received, r->seconds, rate,
-	       us(histogram_percentile(h, 50)), us(histogram_percentile(h, 99)), us(h->max),
-	       r->server_cpu, cost_us, r->bench_cpu, r->rss_base_kib, r->rss_kib, per_conn,
-	       (unsigned long long)r->errors);
+	       workload_names[opt->workload], target_names[opt->target], opt->tls ? "yes" : "no",
+	       opt->pairs, r->connections, (unsigned long long)r->sent,
+	       (unsigned long long)r->received, r->seconds, rate, us(histogram_percentile(h, 50)),
+	       us(histogram_percentile(h, 99)), us(h->max), r->server_cpu, cost_us, r->bench_cpu,
+	       r->rss_base_kib, r->rss_kib, per_conn, (unsigned long long)r->errors);
 }
 
 int main(int argc, char **argv)
@@ -134,6 +157,7 @@ int main(int argc, char **argv)
 		{"setup-window", required_argument, NULL, 'W'},
 		{"settle", required_argument, NULL, 'e'},
 		{"pid", required_argument, NULL, 'i'},
+		{"tls", no_argument, NULL, 'L'},
 		{"time-limit", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -209,8 +233,10 @@ int main(int argc, char **argv)
 			opt.settle = v;
 			break;
 		case 'i':
-			ok = number(optarg, 1, 1e9, &v);
-			opt.pid = (pid_t)v;
+			ok = pid_list(optarg, &opt);
+			break;
+		case 'L':
+			opt.tls = true;
 			break;
 		case 'T':
 			ok = number(optarg, 1, 86400, &v);
@@ -232,6 +258,12 @@ int main(int argc, char **argv)
 	}
 	if (optind != argc) {
 		usage(stderr);
+		return 64;
+	}
+	if (opt.tls && opt.target != TARGET_TURNCHATD) {
+		/* The relay and direct pairs would make two TLS clients talk to each other. */
+		fprintf(stderr,
+			"turnchat-bench: --tls needs -t turnchatd (or stunnel in front of it)\n");
 		return 64;
 	}
 	if (opt.workload == WORKLOAD_IDLE)

@@ -70,7 +70,7 @@ void pairs_start(struct bench *b, unsigned i)
 	for (int s = 0; s < 2; s++) {
 		*p[s] = (struct peer){.bench = b,
 				      .partner = p[1 - s],
-				      .fd = -1,
+				      .io = {.fd = -1},
 				      .pair = i,
 				      .side = (char)('a' + s)};
 		snprintf(p[s]->name, sizeof(p[s]->name), "p%u%c", i, p[s]->side);

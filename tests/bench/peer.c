@@ -3,7 +3,10 @@
  * calling back into it with whole lines. Reads land in one shared scratch
  * area and only a line cut off by a read is kept per socket, so 10,000
  * connections cost the generator little memory and no allocation per
- * message.
+ * message. Bytes move through the project's transport (transport.c), so
+ * with --tls every socket speaks TLS through tls.c, as the daemon's do:
+ * the handshake is driven by the first write, and a read or write that
+ * must wait for the other direction says so.
  */
 #include "bench.h"
 
@@ -15,6 +18,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#ifdef HAVE_TLS
+#include "tls.h"
+#endif
 
 /* One read carries many lines in flood; more gains nothing on loopback. */
 #define READ_CHUNK 65536
@@ -42,21 +49,44 @@ static void want_out(struct peer *peer, bool on)
 	event_source_set_events(peer->source, EPOLLIN | (on ? EPOLLOUT : 0));
 }
 
+/* Why the last transport call failed, in words. */
+static const char *failure(const struct peer *peer, int error)
+{
+#ifdef HAVE_TLS
+	if (peer->io.tls && error == EPROTO)
+		return tls_error(peer->io.tls);
+#endif
+	return strerror(error);
+}
+
+static void drop_fd(struct peer *peer)
+{
+	int saved = errno;
+	transport_close(&peer->io);
+	peer->io = (struct transport){.fd = -1};
+	errno = saved;
+}
+
 static int watch(struct peer *peer, struct event_loop *loop, bool connecting)
 {
 	int one = 1;
 	/* Every message is one small write; Nagle would only add delay. */
-	setsockopt(peer->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(peer->io.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	buffer_init(&peer->carry, MAX_LINE);
 	buffer_init(&peer->pending, PENDING_LIMIT);
+#ifdef HAVE_TLS
+	if (peer->bench->tls && (peer->io.tls = tls_client_start(peer->bench->tls, peer->io.fd,
+								 peer->bench->opt->host)) == NULL) {
+		errno = ENOMEM;
+		drop_fd(peer);
+		return -1;
+	}
+#endif
 	peer->out_wanted = connecting;
-	peer->source = event_add_fd(loop, peer->fd, EPOLLIN | (connecting ? EPOLLOUT : 0), peer_ready,
-				    peer);
+	peer->source = event_add_fd(loop, peer->io.fd, EPOLLIN | (connecting ? EPOLLOUT : 0),
+				    peer_ready, peer);
 	if (peer->source == NULL) {
-		int saved = errno;
-		close(peer->fd);
-		peer->fd = -1;
-		errno = saved;
+		drop_fd(peer);
 		return -1;
 	}
 	peer->connected = !connecting;
@@ -66,8 +96,9 @@ static int watch(struct peer *peer, struct event_loop *loop, bool connecting)
 int peer_connect(struct peer *peer, struct event_loop *loop, const struct sockaddr *server,
 		 socklen_t len, int source)
 {
-	peer->fd = socket(server->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (peer->fd < 0)
+	peer->io = (struct transport){
+		.fd = socket(server->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)};
+	if (peer->io.fd < 0)
 		return -1;
 	if (source >= 0) {
 		/* Many source addresses: each has its own ephemeral ports, and the
@@ -76,25 +107,22 @@ int peer_connect(struct peer *peer, struct event_loop *loop, const struct sockad
 		struct sockaddr_in from = {.sin_family = AF_INET};
 		int one = 1;
 		from.sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)source);
-		setsockopt(peer->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
-		if (bind(peer->fd, (struct sockaddr *)&from, sizeof(from)) < 0)
+		setsockopt(peer->io.fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (bind(peer->io.fd, (struct sockaddr *)&from, sizeof(from)) < 0)
 			goto fail;
 	}
 	peer->opened_ns = now_ns();
-	if (connect(peer->fd, server, len) < 0 && errno != EINPROGRESS)
+	if (connect(peer->io.fd, server, len) < 0 && errno != EINPROGRESS)
 		goto fail;
 	return watch(peer, loop, true);
-fail:;
-	int saved = errno;
-	close(peer->fd);
-	peer->fd = -1;
-	errno = saved;
+fail:
+	drop_fd(peer);
 	return -1;
 }
 
 int peer_adopt(struct peer *peer, struct event_loop *loop, int fd)
 {
-	peer->fd = fd;
+	peer->io = (struct transport){.fd = fd};
 	peer->opened_ns = now_ns();
 	return watch(peer, loop, false);
 }
@@ -106,16 +134,25 @@ void peer_local_name(struct peer *peer)
 	socklen_t len = sizeof(addr);
 	char ip[INET_ADDRSTRLEN] = "?";
 
-	if (getsockname(peer->fd, (struct sockaddr *)&addr, &len) == 0 && addr.sin_family == AF_INET)
+	if (getsockname(peer->io.fd, (struct sockaddr *)&addr, &len) == 0 &&
+	    addr.sin_family == AF_INET)
 		inet_ntop(AF_INET, &addr.sin_addr, ip, sizeof(ip));
 	snprintf(peer->name, sizeof(peer->name), "%s-%u", ip, (unsigned)ntohs(addr.sin_port));
+}
+
+/* EPOLLOUT while output waits for the socket, or a TLS read must write;
+ * not while a TLS write waits for input (EPOLLIN is always on). */
+static void want_out_as_needed(struct peer *peer)
+{
+	want_out(peer, peer->io.read_wants_write ||
+			       (buffer_length(&peer->pending) > 0 && !peer->io.write_wants_read));
 }
 
 static int flush(struct peer *peer)
 {
 	while (buffer_length(&peer->pending) > 0) {
-		ssize_t n = send(peer->fd, buffer_peek(&peer->pending), buffer_length(&peer->pending),
-				 MSG_NOSIGNAL);
+		ssize_t n = transport_send(&peer->io, buffer_peek(&peer->pending),
+					   buffer_length(&peer->pending));
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EINTR)
 				break;
@@ -123,16 +160,16 @@ static int flush(struct peer *peer)
 		}
 		buffer_consume(&peer->pending, (size_t)n);
 	}
-	want_out(peer, buffer_length(&peer->pending) > 0);
+	want_out_as_needed(peer);
 	return 0;
 }
 
 int peer_write(struct peer *peer, const char *data, size_t len)
 {
-	if (peer->fd < 0)
+	if (peer->io.fd < 0)
 		return -1;
 	if (peer->connected && buffer_length(&peer->pending) == 0) {
-		ssize_t n = send(peer->fd, data, len, MSG_NOSIGNAL);
+		ssize_t n = transport_send(&peer->io, data, len);
 		if (n < 0 && errno != EAGAIN && errno != EINTR)
 			return -1;
 		if (n > 0) {
@@ -142,20 +179,21 @@ int peer_write(struct peer *peer, const char *data, size_t len)
 		if (len == 0)
 			return 0;
 	}
+	/* A TLS write that waited keeps its bytes at the front of pending:
+	 * OpenSSL is handed the same bytes, and more, when it goes on. */
 	if (buffer_append(&peer->pending, data, len) < 0)
 		return -1;
 	if (peer->connected)
-		want_out(peer, true);
+		want_out_as_needed(peer);
 	return 0;
 }
 
 void peer_close(struct peer *peer)
 {
-	if (peer->fd < 0)
+	if (peer->io.fd < 0)
 		return;
 	event_source_remove(peer->source);
-	close(peer->fd);
-	peer->fd = -1;
+	drop_fd(peer);
 	peer->source = NULL;
 	buffer_release(&peer->carry);
 	buffer_release(&peer->pending);
@@ -164,7 +202,7 @@ void peer_close(struct peer *peer)
 /* Hands every complete line of data[0, len) to the workload; keeps the rest. */
 static int split_lines(struct peer *peer, const char *data, size_t len, uint64_t now)
 {
-	while (len > 0 && peer->fd >= 0) {
+	while (len > 0 && peer->io.fd >= 0) {
 		size_t line_len = 0, consumed = 0;
 		enum frame_result r = protocol_frame(&peer->framer, data, len, MAX_LINE, &line_len,
 						     &consumed);
@@ -177,34 +215,57 @@ static int split_lines(struct peer *peer, const char *data, size_t len, uint64_t
 		data += consumed;
 		len -= consumed;
 	}
-	if (len > 0 && peer->fd >= 0 && buffer_append(&peer->carry, data, len) < 0)
+	if (len > 0 && peer->io.fd >= 0 && buffer_append(&peer->carry, data, len) < 0)
 		return -1;
 	return 0;
 }
 
-static void read_input(struct peer *peer)
+/* One read; false when there was nothing (more) to read or the peer failed. */
+static bool read_once(struct peer *peer)
 {
 	/* A line cut off by the last read goes in front of this one's bytes. */
 	size_t carried = buffer_length(&peer->carry);
 	memcpy(scratch, buffer_peek(&peer->carry), carried);
 	buffer_consume(&peer->carry, carried);
 
-	ssize_t n = read(peer->fd, scratch + carried, READ_CHUNK);
+	ssize_t n = transport_recv(&peer->io, scratch + carried, READ_CHUNK);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
 		if (carried > 0)
 			buffer_append(&peer->carry, scratch, carried);
-		return;
+		return false;
 	}
 	if (n <= 0) {
-		workload_peer_failed(peer,
-				     n == 0 ? "the server closed the connection" : strerror(errno));
-		return;
+		workload_peer_failed(peer, n == 0 ? "the server closed the connection"
+						  : failure(peer, errno));
+		return false;
 	}
 	if (split_lines(peer, scratch, carried + (size_t)n, now_ns()) < 0) {
 		workload_peer_failed(peer, "a line from the server is too long");
+		return false;
+	}
+	return peer->io.fd >= 0;
+}
+
+static void read_input(struct peer *peer)
+{
+	/* One read takes what the socket has; TLS hands out a record per read,
+	 * and what it holds already is read now, since epoll cannot see it. */
+	bool any = false;
+	while (read_once(peer)) {
+		any = true;
+		if (!transport_pending(&peer->io))
+			break;
+	}
+	if (peer->io.fd < 0)
+		return;
+	/* A TLS write that waited for the handshake's input goes on now. */
+	if (peer->io.write_wants_read && buffer_length(&peer->pending) > 0 && flush(peer) < 0) {
+		workload_peer_failed(peer, failure(peer, errno));
 		return;
 	}
-	if (peer->fd >= 0)
+	if (peer->connected)
+		want_out_as_needed(peer);
+	if (any)
 		workload_read_done(peer);
 }
 
@@ -223,10 +284,13 @@ static void peer_ready(int fd, uint32_t events, void *data)
 		peer->connected = true;
 		workload_connected(peer);
 	}
-	if ((events & EPOLLOUT) && peer->fd >= 0 && flush(peer) < 0) {
-		workload_peer_failed(peer, strerror(errno));
+	if ((events & EPOLLOUT) && peer->io.fd >= 0 && flush(peer) < 0) {
+		workload_peer_failed(peer, failure(peer, errno));
 		return;
 	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && peer->fd >= 0)
+	/* A TLS read that had to write first goes on now the socket takes it. */
+	if ((events & EPOLLOUT) && peer->io.read_wants_write)
+		events |= EPOLLIN;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && peer->io.fd >= 0)
 		read_input(peer);
 }

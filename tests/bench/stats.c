@@ -2,7 +2,9 @@
  * stats: what the bench measures besides its own messages. A latency
  * histogram with a fixed footprint (so recording costs no allocation however
  * long the run), and the server's memory and CPU time read from /proc, which
- * works for any server process, turnchatd or the relay, without its help.
+ * works for any server process, turnchatd or the relay, without its help,
+ * and sums over several when the server is more than one (stunnel in
+ * front of turnchatd).
  */
 #include "bench.h"
 
@@ -101,6 +103,26 @@ long long proc_cpu_ticks(pid_t pid)
 	    2)
 		return -1;
 	return (long long)(utime + stime);
+}
+
+long procs_rss_kib(const pid_t *pids, unsigned count)
+{
+	long sum = count > 0 ? 0 : -1;
+	for (unsigned i = 0; i < count && sum >= 0; i++) {
+		long kib = proc_rss_kib(pids[i]);
+		sum = kib < 0 ? -1 : sum + kib;
+	}
+	return sum;
+}
+
+long long procs_cpu_ticks(const pid_t *pids, unsigned count)
+{
+	long long sum = count > 0 ? 0 : -1;
+	for (unsigned i = 0; i < count && sum >= 0; i++) {
+		long long ticks = proc_cpu_ticks(pids[i]);
+		sum = ticks < 0 ? -1 : sum + ticks;
+	}
+	return sum;
 }
 
 double self_cpu_seconds(void)

@@ -15,6 +15,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifdef HAVE_TLS
+#include "tls.h"
+#endif
+
 /* How long in-flight messages may take to arrive once sending stops. */
 #define DRAIN_LIMIT_NS 5000000000u
 /* Errors described on stderr; the rest are only counted. */
@@ -218,14 +222,14 @@ static void enter(struct bench *b, enum phase phase)
 static void measure_from(struct bench *b)
 {
 	b->window_start = now_ns();
-	b->ticks_start = b->pid > 0 ? proc_cpu_ticks(b->pid) : -1;
+	b->ticks_start = procs_cpu_ticks(b->pids, b->pid_count);
 	b->self_start = self_cpu_seconds();
 }
 
 static void measure_to(struct bench *b)
 {
 	double seconds = (double)(now_ns() - b->window_start) / 1e9;
-	long long ticks = b->pid > 0 ? proc_cpu_ticks(b->pid) : -1;
+	long long ticks = procs_cpu_ticks(b->pids, b->pid_count);
 	if (b->ticks_start >= 0 && ticks >= 0 && seconds > 0)
 		b->result->server_cpu = 100.0 * (double)(ticks - b->ticks_start) /
 					(double)sysconf(_SC_CLK_TCK) / seconds;
@@ -243,7 +247,7 @@ static void start_sending(struct bench *b)
 	b->last_rx = b->phase_start;
 	for (unsigned i = 0; i < 2 * pairs; i++) {
 		struct peer *peer = &b->peers[i];
-		if (peer->fd < 0)
+		if (peer->io.fd < 0)
 			continue;
 		if (b->opt->workload == WORKLOAD_FLOOD)
 			top_up(b, peer);
@@ -279,7 +283,7 @@ static void advance(struct bench *b, uint64_t now)
 		if (now - b->phase_start < (uint64_t)(opt->settle * 1e9))
 			return;
 		measure_to(b);
-		b->result->rss_kib = b->pid > 0 ? proc_rss_kib(b->pid) : -1;
+		b->result->rss_kib = procs_rss_kib(b->pids, b->pid_count);
 		start_sending(b);
 		return;
 	case PHASE_RUN:
@@ -294,7 +298,7 @@ static void advance(struct bench *b, uint64_t now)
 			return;
 		if (opt->workload != WORKLOAD_IDLE) {
 			measure_to(b);
-			b->result->rss_kib = b->pid > 0 ? proc_rss_kib(b->pid) : -1;
+			b->result->rss_kib = procs_rss_kib(b->pids, b->pid_count);
 		}
 		if (b->last_rx > b->window_start)
 			b->result->seconds = (double)(b->last_rx - b->window_start) / 1e9;
@@ -318,6 +322,22 @@ static void check_delivery(struct bench *b)
 	}
 }
 
+/* The bench checks no certificate: it measures, and talks only to loopback. */
+static int workload_tls_config(struct bench *b)
+{
+#ifdef HAVE_TLS
+	char error[TLS_ERROR_MAX];
+	b->tls = tls_client_config(NULL, error, sizeof(error));
+	if (b->tls == NULL)
+		fprintf(stderr, "turnchat-bench: TLS: %s\n", error);
+	return b->tls ? 0 : -1;
+#else
+	(void)b;
+	fprintf(stderr, "turnchat-bench: built without TLS (OpenSSL 3)\n");
+	return -1;
+#endif
+}
+
 int workload_run(const struct options *opt, struct result *result)
 {
 	static struct bench bench;
@@ -329,11 +349,15 @@ int workload_run(const struct options *opt, struct result *result)
 	result->rss_base_kib = result->rss_kib = -1;
 	if (pairs_resolve(b) < 0)
 		return -1;
-	b->pid = opt->pid;
-	if (b->pid == 0 && opt->target != TARGET_DIRECT)
-		b->pid = proc_find_listener((unsigned)strtoul(opt->port, NULL, 10));
-	if (b->pid > 0)
-		result->rss_base_kib = proc_rss_kib(b->pid);
+	memcpy(b->pids, opt->pids, sizeof(b->pids));
+	b->pid_count = opt->pid_count;
+	if (b->pid_count == 0 && opt->target != TARGET_DIRECT) {
+		b->pids[0] = proc_find_listener((unsigned)strtoul(opt->port, NULL, 10));
+		b->pid_count = b->pids[0] > 0;
+	}
+	result->rss_base_kib = procs_rss_kib(b->pids, b->pid_count);
+	if (opt->tls && workload_tls_config(b) < 0)
+		return -1;
 	b->loop = event_loop_create();
 	b->peers = calloc(2 * (size_t)opt->pairs, sizeof(*b->peers));
 	if (b->loop == NULL || b->peers == NULL) {
@@ -341,7 +365,7 @@ int workload_run(const struct options *opt, struct result *result)
 		return -1;
 	}
 	for (unsigned i = 0; i < 2 * opt->pairs; i++)
-		b->peers[i].fd = -1;
+		b->peers[i].io.fd = -1;
 	buffer_init(&b->out, 8u << 20);
 	enter(b, PHASE_SETUP);
 	measure_from(b);
@@ -375,5 +399,8 @@ int workload_run(const struct options *opt, struct result *result)
 	free(b->peers);
 	if (b->listener >= 0)
 		close(b->listener);
+#ifdef HAVE_TLS
+	tls_config_free(b->tls);
+#endif
 	return 0;
 }

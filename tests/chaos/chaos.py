@@ -6,6 +6,13 @@ had coming, the daemon's memory stayed under a ceiling, it answers a new
 connection within a second at the end, holds no more file descriptors
 than at the start, and stops cleanly on SIGTERM with no sanitizer report.
 
+With TLS built in, the daemon also serves its TLS port with a certificate
+made by turnchatd --make-certificate in the test's directory: a quarter of
+the pairs converse over TLS and a tenth with one side on TLS, the actors of
+hostile_tls.py misbehave there (garbage, stalled and vanishing handshakes,
+records cut short, the wrong protocol on either port), and at the end the
+daemon must spend next to no CPU while stalled handshakes wait.
+
 Usage: chaos.py [--pairs N] [--rss-limit-mb N]; TURNCHAT_BUILD names the
 build directory (meson sets it). Bounded: the whole run is cut at
 --deadline seconds (default 170)."""
@@ -13,6 +20,7 @@ build directory (meson sets it). Bounded: the whole run is cut at
 import argparse
 import asyncio
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -22,10 +30,15 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import hostile  # noqa: E402
+import hostile_tls  # noqa: E402
 import turnchat_helpers  # noqa: E402
 from peers import Client, conversation  # noqa: E402
 
 MAX_CLIENTS = 300
+# CPU the daemon may spend while only stalled handshakes wait (seconds over
+# QUIET_SECONDS): its once-a-second sweep, not a loop spinning on them.
+QUIET_SECONDS = 2.0
+QUIET_CPU = 0.1
 
 SERVER_SETTINGS = """  max_clients = {max_clients};
   max_per_address = {per_address};
@@ -38,16 +51,53 @@ SERVER_SETTINGS = """  max_clients = {max_clients};
   log_level = "info";"""
 
 
-class Daemon(turnchat_helpers.Daemon):
-    """turnchatd on the chaos config, and what it holds: memory, descriptors."""
+def tls_built():
+    out = subprocess.run([turnchat_helpers.TURNCHATD, "--help"], capture_output=True, text=True)
+    return "--make-certificate" in out.stdout
 
-    def __init__(self, workdir):
+
+def make_certificate(workdir):
+    """A self-signed pair, made as the README says; (certificate, key)."""
+    crt, key = os.path.join(workdir, "tls.crt"), os.path.join(workdir, "tls.key")
+    conf = os.path.join(workdir, "make-certificate.conf")
+    with open(conf, "w") as f:
+        f.write(f'server: {{ tls_certificate = "{crt}"; tls_key = "{key}"; }};\n')
+    out = subprocess.run([turnchat_helpers.TURNCHATD, "-c", conf, "--make-certificate"],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"turnchatd --make-certificate failed: {out.stderr}")
+    os.chmod(key, 0o644)  # a daemon started as root reads it as nobody too
+    return crt, key
+
+
+class Daemon(turnchat_helpers.Daemon):
+    """turnchatd on the chaos config, and what it holds: memory, descriptors.
+    tls: serve the TLS port too (self.tls_port; None without)."""
+
+    def __init__(self, workdir, tls):
         settings = SERVER_SETTINGS.format(max_clients=MAX_CLIENTS,
                                           per_address=hostile.PER_ADDRESS,
                                           join_timeout=hostile.JOIN_TIMEOUT,
                                           slow_timeout=hostile.SLOW_TIMEOUT)
+        top = ""
+        self.tls_port = None
+        if tls:
+            crt, key = make_certificate(workdir)
+            self.tls_port = turnchat_helpers.free_port()
+            top = f"tls_port = {self.tls_port};"
+            settings += f'\n  tls_certificate = "{crt}";\n  tls_key = "{key}";'
+        # Under AddressSanitizer freed memory waits in a quarantine, resident,
+        # 256 MiB of it by default: TLS frees a record buffer per message
+        # (SSL_MODE_RELEASE_BUFFERS), so the ceiling would measure the
+        # quarantine, not the daemon. A smaller one still catches a use
+        # after free of anything freed in the last 64 MiB.
+        env = dict(os.environ)
+        if "quarantine_size_mb" not in env.get("ASAN_OPTIONS", ""):
+            env["ASAN_OPTIONS"] = ":".join(filter(None, [env.get("ASAN_OPTIONS"),
+                                                         "quarantine_size_mb=64"]))
         try:
-            super().__init__(workdir, server_settings=settings, ready_timeout=20)
+            super().__init__(workdir, settings=top, server_settings=settings, ready_timeout=20,
+                             env=env)
         except AssertionError as e:
             raise SystemExit(f"turnchatd did not start: {e}") from None
 
@@ -60,6 +110,11 @@ class Daemon(turnchat_helpers.Daemon):
 
     def fds(self):
         return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def cpu_seconds(self):
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def guarded(coro, label, problems):
@@ -106,6 +161,30 @@ async def fill(port, problems, door, all_started):
     return f"fill ({len(fillers)} fillers)"
 
 
+def pair_tls(i, tls_port):
+    """Which sides of pair i speak TLS: (waiter's port, caller's port), None for plain."""
+    if tls_port is None or (i % 4 != 1 and i % 10 != 2):
+        return None, None
+    if i % 4 == 1:
+        return tls_port, tls_port
+    return (tls_port, None) if i % 20 == 2 else (None, tls_port)
+
+
+async def quiet_while_handshakes_stall(daemon, problems):
+    """Stalled handshakes of each kind wait; the daemon must not spin on them."""
+    held = await hostile_tls.held_handshakes(daemon.tls_port)
+    await asyncio.sleep(0.3)
+    before = daemon.cpu_seconds()
+    await asyncio.sleep(QUIET_SECONDS)
+    spent = daemon.cpu_seconds() - before
+    hostile_tls.close_all(held)
+    print(f"with {len(held)} handshakes stalled: {spent:.2f} s of daemon CPU in "
+          f"{QUIET_SECONDS:.0f} s")
+    if spent > QUIET_CPU:
+        problems.append(f"the daemon spent {spent:.2f} s of CPU in {QUIET_SECONDS:.0f} s while "
+                        f"{len(held)} handshakes stalled (at most {QUIET_CPU} s)")
+
+
 def hostile_actors(port, problems, door):
     src = iter(f"127.0.2.{i}" for i in range(1, 255))
     actors = []
@@ -144,9 +223,13 @@ async def run(daemon, args, problems):
     t0 = time.monotonic()
     talks = [conversation(port, i, ("turns", "free")[i % 2], args.lines,
                           (f"127.0.1.{i % 250 + 1}", f"127.0.1.{(i + 125) % 250 + 1}"),
-                          problems, one_started) for i in range(args.pairs)]
+                          problems, one_started, pair_tls(i, daemon.tls_port))
+             for i in range(args.pairs)]
     jobs = [guarded(c, f"pair {i}", problems) for i, c in enumerate(talks)]
     jobs += [guarded(a, "hostile", problems) for a in hostile_actors(port, problems, door)]
+    if daemon.tls_port:
+        jobs += [guarded(a, "hostile TLS", problems)
+                 for a in hostile_tls.actors(port, daemon.tls_port, problems, door)]
     jobs.append(guarded(fill(port, problems, door, all_started), "fill", problems))
     done = await asyncio.gather(*jobs)
     finished = sum(1 for d in done[:args.pairs] if d)
@@ -156,6 +239,9 @@ async def run(daemon, args, problems):
     print(next((d for d in done if d and d.startswith("fill")), "fill did not finish"))
     if finished != args.pairs:
         problems.append(f"only {finished} of {args.pairs} conversations finished")
+
+    if daemon.tls_port:
+        await quiet_while_handshakes_stall(daemon, problems)
 
     # A newcomer is served at once, after all that.
     t = time.monotonic()
@@ -191,7 +277,9 @@ def main():
 
     problems = []
     with tempfile.TemporaryDirectory(prefix="turnchat-chaos-") as workdir:
-        daemon = Daemon(workdir)
+        tls = tls_built()
+        print("TLS: " + ("served too" if tls else "not built in; plain text only"))
+        daemon = Daemon(workdir, tls)
         try:
             asyncio.run(asyncio.wait_for(run(daemon, args, problems), args.deadline))
         except asyncio.TimeoutError:

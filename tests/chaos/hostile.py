@@ -16,10 +16,10 @@ PER_ADDRESS = 8     # ... max_per_address
 SLACK = 4           # seconds the daemon's once-a-second sweep and a busy machine may add
 
 
-async def admitted(port, source, label, problems, door):
+async def admitted(port, source, label, problems, door, tls=False):
     """Connects while the server is not being filled on purpose (see fill)."""
     async with door:
-        c = await Client.open(port, source, label, problems)
+        c = await Client.open(port, source, label, problems, tls=tls)
         await c.expect("HELLO")
     return c
 

@@ -7,13 +7,27 @@ relayed to the partner, in order, or answered with an ERR. Every message
 here carries a unique id, so at the end of a conversation the partner's
 MSGs must be a subsequence of what was sent (nothing reordered, nothing
 duplicated, nothing from anyone else) and MSGs + ERRs must equal the lines
-sent (nothing silently lost)."""
+sent (nothing silently lost).
+
+A Client may speak TLS (to the daemon's tls_port): the same lines, through
+Python's ssl module, which checks no certificate here; the chaos test
+trusts the daemon it started. A conversation's two sides may each speak
+TLS or plain text."""
 
 import asyncio
 import random
+import ssl
 
 KEYWORDS = ("HELLO", "WAITING", "PAIRED", "MSG", "ERR", "INFO", "BYE")
 TIMEOUT = 20
+
+
+def tls_context():
+    """A client context that checks no certificate (loopback, our own daemon)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def clean_text(text):
@@ -40,10 +54,12 @@ class Client:
         self.problems.append(f"{self.label}: {text}")
 
     @classmethod
-    async def open(cls, port, source, label, problems, connect_timeout=5):
+    async def open(cls, port, source, label, problems, connect_timeout=5, tls=False):
+        """Connects (and completes the TLS handshake, with tls) within connect_timeout."""
         self = cls(label, problems)
         self.reader, self.writer = await asyncio.wait_for(
-            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), limit=1 << 20),
+            asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0), limit=1 << 20,
+                                    ssl=tls_context() if tls else None),
             connect_timeout)
         self.task = asyncio.ensure_future(self._read())
         return self
@@ -165,24 +181,34 @@ def check_accounting(sender, receiver, problems, label):
         problems.append(f"{label}: {sender.label} had good lines refused: {sender.errs[:5]}")
 
 
-async def conversation(port, index, mode, count, sources, problems, started):
-    """One pair: join, talk count lines each, account for all, quit."""
-    label = f"pair {index} ({mode})"
+async def conversation(port, index, mode, count, sources, problems, started, tls=(None, None)):
+    """One pair: join, talk count lines each, account for all, quit. tls:
+    for the waiter and the caller, the daemon's TLS port to use, or None
+    for plain text at port. Someone on TLS with a partner who is not must
+    be told so."""
+    kinds = ["TLS" if t else "plain" for t in tls]
+    label = f"pair {index} ({mode}{'' if kinds == ['plain'] * 2 else ', ' + '/'.join(kinds)})"
     rng = random.Random(index)
-    waiter = await Client.open(port, sources[0], f"{label} waiter", problems)
+    waiter = await Client.open(tls[0] or port, sources[0], f"{label} waiter", problems,
+                               tls=bool(tls[0]))
     caller = None
     try:
         await waiter.expect("HELLO")
         for line in (f"/name w{index}", f"/mode {mode}", f"/join room{index}"):
             waiter.send(line)
         await waiter.expect(f"WAITING room{index}")
-        caller = await Client.open(port, sources[1], f"{label} caller", problems)
+        caller = await Client.open(tls[1] or port, sources[1], f"{label} caller", problems,
+                                   tls=bool(tls[1]))
         await caller.expect("HELLO")
         for line in (f"/name c{index}", f"/join room{index}"):
             caller.send(line)
         first = ("you", "peer") if mode == "turns" else ("-", "-")
         await caller.expect(f"PAIRED w{index} {mode} {first[0]}")
         await waiter.expect(f"PAIRED c{index} {mode} {first[1]}")
+        for me, partner, mine, theirs in ((waiter, "c", tls[0], tls[1]),
+                                          (caller, "w", tls[1], tls[0])):
+            if mine and not theirs:
+                await me.expect(f"INFO {partner}{index} is connected without TLS")
         started()
         if mode == "free":
             await asyncio.gather(free_side(caller, "c", index, count, rng),
