@@ -419,20 +419,19 @@ void session_tick(struct session *session, uint64_t now)
 			connection_abort(session->conn);
 		return;
 	}
-	if (session->state == SESSION_NEW && cfg->join_timeout &&
-	    now - session->connected_ms >= (uint64_t)cfg->join_timeout * 1000) {
+	bool joining_late = session->state == SESSION_NEW && cfg->join_timeout &&
+			    now - session->connected_ms >= (uint64_t)cfg->join_timeout * 1000;
+	bool stuck = stalled && now - stalled >= (uint64_t)cfg->slow_timeout * 1000;
+	if ((joining_late || stuck) && connection_handshaking(session->conn)) {
+		/* No BYE can reach a peer that never finished its handshake. */
+		session_drop(session, "no TLS handshake in time (a client without TLS?); closing");
+	} else if (joining_late) {
 		log_info("#%lu %s: no /join within %u seconds", session->id, SESSION_WHERE(session),
 			 cfg->join_timeout);
 		session_bye(session, BYE_JOIN_TIMEOUT, NULL);
-		return;
-	}
-	if (stalled && now - stalled >= (uint64_t)cfg->slow_timeout * 1000) {
-		log_notice("#%lu %s (%s): %s for %u seconds; dropping", session->id, session->name,
-			   SESSION_WHERE(session),
-			   connection_handshaking(session->conn)
-				   ? "no TLS handshake (a client without TLS?)"
-				   : "read nothing with output waiting",
-			   cfg->slow_timeout);
+	} else if (stuck) {
+		log_notice("#%lu %s (%s): read nothing with output waiting for %u seconds; dropping",
+			   session->id, session->name, SESSION_WHERE(session), cfg->slow_timeout);
 		session_expel(session, BYE_TOO_SLOW);
 	}
 }

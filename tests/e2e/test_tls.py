@@ -188,7 +188,9 @@ def test_stalled_and_garbage_handshakes_cost_nothing_and_end(tls_daemon):
     started = time.monotonic()
     while stalled.recv(4096):
         pass
-    assert 1 < time.monotonic() - started < 9
+    # Dropped at the join timeout: no BYE can reach it, so no grace for one.
+    assert 1 < time.monotonic() - started < 4.5
+    d.wait_for_log("no TLS handshake in time (a client without TLS?); closing")
     assert cpu_seconds(d.proc.pid) - before < 0.3
     assert "TLS handshake failed" in d.log()
     # Someone honest is served all along.
