@@ -18,7 +18,7 @@
 struct room {
 	struct room *next;
 	void *waiter;
-	char name[PROTOCOL_NAME_BYTES + 1];
+	char name[]; /* as long as it is: names may take 128 bytes, most take few */
 };
 
 /* The first table comes with the struct (as Tcl's staticBuckets do), so
@@ -110,12 +110,13 @@ void *pairing_meet(struct pairing *pairing, const char *room_name, void *newcome
 		pairing->waiting--;
 		return waiter;
 	}
-	struct room *room = calloc(1, sizeof(*room));
+	size_t len = strnlen(room_name, PROTOCOL_NAME_BYTES);
+	struct room *room = calloc(1, sizeof(*room) + len + 1);
 	if (room == NULL) {
 		*error = ENOMEM;
 		return NULL;
 	}
-	strncpy(room->name, room_name, PROTOCOL_NAME_BYTES);
+	memcpy(room->name, room_name, len);
 	room->waiter = newcomer;
 	*slot = room;
 	pairing->waiting++;
