@@ -4,12 +4,11 @@ the client lets reach a terminal."""
 import os
 import socket
 import subprocess
-import threading
 
 import pytest
 
 from conftest import client_env
-from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, free_port
+from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, free_port, scripted_server
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "fixtures", "config")
 SHIPPED = os.path.join(os.path.dirname(__file__), "..", "..", "etc", "turnchat.conf")
@@ -102,31 +101,8 @@ def test_client_config_error_exits_78(tmp_path):
 
 def fake_server(lines, port_holder, received):
     """A server that says what a test wants, raw, then waits for /q."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port_holder.append(srv.getsockname()[1])
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.settimeout(TIMEOUT)
-        conn.sendall(b"".join(lines))
-        data = b""
-        try:
-            while b"/q\n" not in data:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-            conn.sendall(b"BYE quit\n")
-        finally:
-            received.append(data)
-            conn.close()
-            srv.close()
-
-    t = threading.Thread(target=serve, daemon=True)
-    t.start()
-    return t
+    return scripted_server([(b"", b"".join(lines)), (b"/q\n", b"BYE quit\n")], port_holder,
+                           received)
 
 
 def test_client_never_writes_control_characters_from_the_network(tmp_path):

@@ -6,9 +6,7 @@ resizing (resize-window) and leaving in every state. Item 5 (scripts) is
 checked on the scripts' output and exit status."""
 
 import shutil
-import socket
 import subprocess
-import threading
 import time
 import unicodedata
 
@@ -17,7 +15,7 @@ import pytest
 from conftest import client_env
 from test_terminal import waiting_partner
 from tmux_pane import Pane
-from turnchat_helpers import TIMEOUT, TURNCHAT
+from turnchat_helpers import TIMEOUT, TURNCHAT, scripted_server
 
 pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
 
@@ -213,37 +211,6 @@ def test_5_a_script_is_told_of_its_input_the_conversation_ended_before(daemon, t
     out, err = script.stdout.read(), script.stderr.read()
     assert "Cloud left the conversation." in out
     assert "turnchat: 2 lines of your input were not sent" in err
-
-
-def scripted_server(steps, port_holder, received):
-    """A server that, for each (wait_for, reply) step, reads until it has
-    seen wait_for (any of them, when a tuple) and then sends reply."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(1)
-    port_holder.append(srv.getsockname()[1])
-
-    def serve():
-        conn, _ = srv.accept()
-        conn.settimeout(TIMEOUT)
-        data = b""
-        try:
-            for wait_for, reply in steps:
-                wanted = wait_for if isinstance(wait_for, tuple) else (wait_for,)
-                while not any(w in data for w in wanted):
-                    chunk = conn.recv(4096)
-                    if not chunk:
-                        return
-                    data += chunk
-                conn.sendall(reply)
-        finally:
-            received.append(data)
-            conn.close()
-            srv.close()
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return thread
 
 
 def test_5_a_script_learns_that_lines_never_arrived(tmp_path):

@@ -354,3 +354,34 @@ class Daemon:
             self.proc.wait()
         self.log_file.close()
         return status
+
+
+def scripted_server(steps, port_holder, received):
+    """A server that, for each (wait_for, reply) step, reads until it has
+    seen wait_for (any of them, when a tuple) and then sends reply."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port_holder.append(srv.getsockname()[1])
+
+    def serve():
+        conn, _ = srv.accept()
+        conn.settimeout(TIMEOUT)
+        data = b""
+        try:
+            for wait_for, reply in steps:
+                wanted = wait_for if isinstance(wait_for, tuple) else (wait_for,)
+                while not any(w in data for w in wanted):
+                    chunk = conn.recv(4096)
+                    if not chunk:
+                        return
+                    data += chunk
+                conn.sendall(reply)
+        finally:
+            received.append(data)
+            conn.close()
+            srv.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return thread
