@@ -14,7 +14,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -97,21 +96,12 @@ struct tls_config *tls_server_config(const char *certificate_file, const char *k
 
 	if (ctx == NULL)
 		failed = "out of memory";
-	else if (access(certificate_file, R_OK) < 0 || access(key_file, R_OK) < 0)
-		/* OpenSSL would only say "system lib": say what the system said. */
-		failed = strerror(errno),
-		file = access(certificate_file, R_OK) ? certificate_file : key_file;
 	else if (SSL_CTX_use_certificate_chain_file(ctx, certificate_file) != 1)
 		failed = "cannot use the certificate", file = certificate_file;
 	else if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1)
 		failed = "cannot use the key", file = key_file;
 	else if (SSL_CTX_check_private_key(ctx) != 1)
 		failed = "the key does not belong to the certificate", file = key_file;
-	if (failed && ctx && file && access(file, R_OK) < 0) {
-		snprintf(error, error_size, "%s: %s", file, failed);
-		SSL_CTX_free(ctx);
-		return NULL;
-	}
 	if (failed) {
 		char what[512];
 		snprintf(what, sizeof(what), "%s%s%s", file ? file : "", file ? ": " : "", failed);
