@@ -35,6 +35,9 @@ static const struct {
 	[ERR_EMPTY] = {"empty", "Empty line; nothing was sent"},
 	[ERR_RATE_LIMITED] = {"rate-limited", "Too many lines too fast; this one was not sent"},
 	[ERR_DONE] = {"done", "You said /done; nothing more can be sent"},
+	[ERR_NO_SESSION] = {"no-session",
+			    "No conversation to resume with that token: it ended, or was resumed "
+			    "already"},
 };
 
 static const char *const bye_names[] = {
@@ -53,7 +56,8 @@ static const char *const bye_names[] = {
 	[BYE_TLS_REQUIRED] = "tls-required",
 };
 
-static const char *const cap_names[PROTOCOL_CAP_COUNT] = {"typing", "action", "done", "secure"};
+static const char *const cap_names[PROTOCOL_CAP_COUNT] = {"typing", "action", "done", "secure",
+							   "resume"};
 
 const char *protocol_mode_name(enum chat_mode mode)
 {
@@ -153,6 +157,21 @@ size_t protocol_format_caps(unsigned caps, char *text, size_t size)
 		len += (size_t)n;
 	}
 	return len;
+}
+
+bool protocol_parse_count(const char *text, size_t len, unsigned long *count)
+{
+	unsigned long n = 0;
+
+	if (len == 0 || len > 19)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return false;
+		n = n * 10 + (unsigned long)(text[i] - '0');
+	}
+	*count = n;
+	return true;
 }
 
 enum frame_result protocol_frame(struct framer *framer, const char *data, size_t len, size_t max_line,

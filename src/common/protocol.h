@@ -21,6 +21,9 @@
 #define PROTOCOL_DEFAULT_PORT 52928
 #define PROTOCOL_DEFAULT_TLS_PORT 52929
 #define PROTOCOL_DEFAULT_MAX_LINE 4096
+/* A resume token: 128 random bits, sent as 32 lowercase hex digits. */
+#define PROTOCOL_TOKEN_BYTES 16
+#define PROTOCOL_TOKEN_HEX (2 * PROTOCOL_TOKEN_BYTES)
 
 enum chat_mode {
 	CHAT_MODE_TURNS,
@@ -44,8 +47,9 @@ enum protocol_cap {
 	CAP_ACTION = 1u << 1, /* /me, and ACTION from the partner */
 	CAP_DONE = 1u << 2,   /* /done, DONE, BYE done, and RELAYED before a BYE */
 	CAP_SECURE = 1u << 3, /* SECURE after PAIRED: is all of it encrypted? */
+	CAP_RESUME = 1u << 4, /* TOKEN, /ack, ACK, /resume: a conversation outlives connections */
 };
-#define PROTOCOL_CAP_COUNT 4
+#define PROTOCOL_CAP_COUNT 5
 #define PROTOCOL_CAPS_ALL ((1u << PROTOCOL_CAP_COUNT) - 1)
 
 /* The word for capability number index (0 .. PROTOCOL_CAP_COUNT-1). */
@@ -55,6 +59,9 @@ const char *protocol_cap_name(unsigned index);
 unsigned protocol_parse_caps(const char *text, size_t len);
 /* Writes the words of caps, space-separated, into text; returns its length. */
 size_t protocol_format_caps(unsigned caps, char *text, size_t size);
+
+/* A count on the wire: 1 to 19 decimal digits. False for anything else. */
+bool protocol_parse_count(const char *text, size_t len, unsigned long *count);
 
 /* --- Framing: bytes to lines ------------------------------------------- */
 
@@ -101,6 +108,7 @@ enum error_code {
 	ERR_EMPTY,
 	ERR_RATE_LIMITED,
 	ERR_DONE,    /* a message after /done (only clients granted done see it) */
+	ERR_NO_SESSION, /* /resume with a token that names no conversation now */
 	ERR_UNKNOWN, /* a code this client does not know (a later server's) */
 };
 
@@ -115,6 +123,8 @@ enum command_kind {
 	CMD_TYPING,  /* needs CAP_TYPING */
 	CMD_ACTION,  /* /me; arg: the action. Needs CAP_ACTION */
 	CMD_DONE,    /* needs CAP_DONE */
+	CMD_ACK,     /* count: lines received. Needs CAP_RESUME */
+	CMD_RESUME,  /* arg: the token (PROTOCOL_TOKEN_HEX digits); count: lines received. Needs CAP_RESUME */
 	CMD_INVALID, /* error: why */
 };
 
@@ -123,6 +133,7 @@ struct command {
 	const char *arg;
 	size_t arg_len;
 	enum chat_mode mode;
+	unsigned long count;   /* CMD_ACK, CMD_RESUME */
 	enum error_code error; /* CMD_INVALID: why; otherwise ERR_UNKNOWN */
 };
 
@@ -146,6 +157,9 @@ int protocol_append_message(struct buffer *out, const char *text, size_t len);
 int protocol_append_command(struct buffer *out, const char *command, const char *arg);
 /* "/caps WORD..." for the capabilities in caps. */
 int protocol_append_caps_request(struct buffer *out, unsigned caps);
+/* "/ack N" and "/resume TOKEN N" (CAP_RESUME). */
+int protocol_append_ack_command(struct buffer *out, unsigned long received);
+int protocol_append_resume_command(struct buffer *out, const char *token, unsigned long received);
 
 /* --- Server to client --------------------------------------------------- */
 
@@ -194,6 +208,14 @@ int protocol_append_done(struct buffer *out);
 int protocol_append_relayed(struct buffer *out, unsigned long count);
 /* "SECURE yes" when both people reach the server over TLS, else "SECURE no". */
 int protocol_append_secure(struct buffer *out, bool both_encrypted);
+/* CAP_RESUME: the token to come back with and for how many seconds after a
+ * drop; how many of the client's lines reached its partner; and the answer
+ * to /resume: how many of its lines the server has, and the conversation as
+ * it stands (first: whose turn it is now). */
+int protocol_append_token(struct buffer *out, const char *token, unsigned seconds);
+int protocol_append_ack(struct buffer *out, unsigned long delivered);
+int protocol_append_resumed(struct buffer *out, unsigned long received, const char *peer,
+			    enum chat_mode mode, enum first_speaker first);
 
 enum server_keyword {
 	SRV_HELLO,
@@ -209,14 +231,18 @@ enum server_keyword {
 	SRV_DONE,    /* the partner sent /done */
 	SRV_RELAYED, /* before BYE: how many of our messages reached the partner */
 	SRV_SECURE,  /* after PAIRED: whether both legs are encrypted */
+	SRV_TOKEN,   /* the resume token (word) and its seconds (count) */
+	SRV_ACK,     /* count: our lines the partner has received */
+	SRV_RESUMED, /* count: our lines the server has; word: peer; mode, first */
 	SRV_UNKNOWN,
 };
 
 /* A server line taken apart for the client; pointers into the line. */
 struct server_line {
 	enum server_keyword keyword;
-	const char
-		*word; /* HELLO: server name; WAITING: room; PAIRED: peer; ERR: code; BYE: reason */
+	/* HELLO: server name; WAITING: room; PAIRED, RESUMED: peer; ERR: code;
+	 * BYE: reason; TOKEN: the token */
+	const char *word;
 	size_t word_len;
 	const char *text; /* MSG, ACTION, INFO, ERR and BYE: the rest (may be empty) */
 	size_t text_len;
@@ -226,7 +252,7 @@ struct server_line {
 	enum error_code error; /* ERR: word as a code, ERR_UNKNOWN if none known */
 	enum bye_reason bye;   /* BYE: word as a reason, BYE_UNKNOWN if none known */
 	unsigned caps;         /* CAPS */
-	unsigned long count;   /* RELAYED */
+	unsigned long count;   /* RELAYED, ACK, RESUMED; TOKEN: its seconds */
 	bool secure;           /* SECURE yes */
 };
 

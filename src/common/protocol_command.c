@@ -2,9 +2,27 @@
  * protocol_command: the lines a client sends. The daemon's session parses
  * them (protocol_parse_command); the client and the tests format them.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "protocol.h"
+
+/* "/resume TOKEN N": the token is exactly PROTOCOL_TOKEN_HEX lowercase hex
+ * digits, so that it can be compared as it stands. */
+static bool parse_resume(struct command *command)
+{
+	const char *token = command->arg;
+	size_t len = command->arg_len;
+
+	if (len < PROTOCOL_TOKEN_HEX + 2 || token[PROTOCOL_TOKEN_HEX] != ' ')
+		return false;
+	for (size_t i = 0; i < PROTOCOL_TOKEN_HEX; i++)
+		if (!((token[i] >= '0' && token[i] <= '9') || (token[i] >= 'a' && token[i] <= 'f')))
+			return false;
+	command->arg_len = PROTOCOL_TOKEN_HEX;
+	return protocol_parse_count(token + PROTOCOL_TOKEN_HEX + 1, len - PROTOCOL_TOKEN_HEX - 1,
+				    &command->count);
+}
 
 /* Fills in command; returns why the line is refused, or ERR_UNKNOWN. */
 static enum error_code parse_command(const char *line, size_t len, unsigned caps,
@@ -26,6 +44,8 @@ static enum error_code parse_command(const char *line, size_t len, unsigned caps
 		{"/typing", CMD_TYPING, false, false, CAP_TYPING},
 		{"/me", CMD_ACTION, true, true, CAP_ACTION},
 		{"/done", CMD_DONE, false, false, CAP_DONE},
+		{"/ack", CMD_ACK, true, true, CAP_RESUME},
+		{"/resume", CMD_RESUME, true, true, CAP_RESUME},
 	};
 
 	switch (protocol_check_text(line, len)) {
@@ -66,6 +86,10 @@ static enum error_code parse_command(const char *line, size_t len, unsigned caps
 		if ((command->kind == CMD_NAME || command->kind == CMD_JOIN) && arg_len > 0 &&
 		    !protocol_valid_name(arg, arg_len))
 			return ERR_BAD_NAME;
+		if (command->kind == CMD_ACK && !protocol_parse_count(arg, arg_len, &command->count))
+			return ERR_BAD_COMMAND;
+		if (command->kind == CMD_RESUME && !parse_resume(command))
+			return ERR_BAD_COMMAND;
 		return ERR_UNKNOWN;
 	}
 	return ERR_BAD_COMMAND;
@@ -113,4 +137,18 @@ int protocol_append_caps_request(struct buffer *out, unsigned caps)
 	char words[64];
 	protocol_format_caps(caps, words, sizeof(words));
 	return protocol_append_command(out, "caps", words);
+}
+
+int protocol_append_ack_command(struct buffer *out, unsigned long received)
+{
+	char number[24];
+	snprintf(number, sizeof(number), "%lu", received);
+	return protocol_append_command(out, "ack", number);
+}
+
+int protocol_append_resume_command(struct buffer *out, const char *token, unsigned long received)
+{
+	char words[PROTOCOL_TOKEN_HEX + 24];
+	snprintf(words, sizeof(words), "%.*s %lu", PROTOCOL_TOKEN_HEX, token, received);
+	return protocol_append_command(out, "resume", words);
 }

@@ -14,13 +14,15 @@ static const char *const keywords[SRV_UNKNOWN] = {
 	[SRV_MSG] = "MSG",       [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
 	[SRV_BYE] = "BYE",       [SRV_CAPS] = "CAPS",       [SRV_TYPING] = "TYPING",
 	[SRV_ACTION] = "ACTION", [SRV_DONE] = "DONE",       [SRV_RELAYED] = "RELAYED",
-	[SRV_SECURE] = "SECURE",
+	[SRV_SECURE] = "SECURE", [SRV_TOKEN] = "TOKEN",     [SRV_ACK] = "ACK",
+	[SRV_RESUMED] = "RESUMED",
 };
 /* Their lengths, so that formatting a MSG line measures nothing. */
 static const unsigned char keyword_lengths[SRV_UNKNOWN] = {
 	[SRV_HELLO] = 5, [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,    [SRV_ERR] = 3,
 	[SRV_INFO] = 4,  [SRV_BYE] = 3,     [SRV_CAPS] = 4,   [SRV_TYPING] = 6, [SRV_ACTION] = 6,
-	[SRV_DONE] = 4,  [SRV_RELAYED] = 7, [SRV_SECURE] = 6,
+	[SRV_DONE] = 4,  [SRV_RELAYED] = 7, [SRV_SECURE] = 6, [SRV_TOKEN] = 5,  [SRV_ACK] = 3,
+	[SRV_RESUMED] = 7,
 };
 
 /* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */
@@ -71,14 +73,37 @@ int protocol_append_waiting(struct buffer *out, const char *room)
 	return append_words(out, SRV_WAITING, room, NULL);
 }
 
+static const char *const firsts[] = {[FIRST_YOU] = "you", [FIRST_PEER] = "peer", [FIRST_NONE] = "-"};
+
 int protocol_append_paired(struct buffer *out, const char *peer, enum chat_mode mode,
 			   enum first_speaker first)
 {
-	static const char *const firsts[] = {
-		[FIRST_YOU] = "you", [FIRST_PEER] = "peer", [FIRST_NONE] = "-"};
 	char words[64 + PROTOCOL_NAME_BYTES];
 	snprintf(words, sizeof(words), "%s %s %s", peer, protocol_mode_name(mode), firsts[first]);
 	return append_words(out, SRV_PAIRED, words, NULL);
+}
+
+int protocol_append_resumed(struct buffer *out, unsigned long received, const char *peer,
+			    enum chat_mode mode, enum first_speaker first)
+{
+	char words[64 + PROTOCOL_NAME_BYTES];
+	snprintf(words, sizeof(words), "%lu %s %s %s", received, peer, protocol_mode_name(mode),
+		 firsts[first]);
+	return append_words(out, SRV_RESUMED, words, NULL);
+}
+
+int protocol_append_token(struct buffer *out, const char *token, unsigned seconds)
+{
+	char number[16];
+	int len = snprintf(number, sizeof(number), "%u", seconds);
+	return append_line(out, SRV_TOKEN, token, PROTOCOL_TOKEN_HEX, number, (size_t)len);
+}
+
+int protocol_append_ack(struct buffer *out, unsigned long delivered)
+{
+	char number[24];
+	int len = snprintf(number, sizeof(number), "%lu", delivered);
+	return append_line(out, SRV_ACK, number, (size_t)len, NULL, 0);
 }
 
 int protocol_append_msg(struct buffer *out, const char *text, size_t len)
@@ -206,14 +231,14 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 		parsed->secure = word_is(w, w_len, "yes");
 		return true;
 	case SRV_RELAYED:
-		if (!next_word(line, len, &pos, &w, &w_len) || w_len > 19 || pos < len)
-			return false;
-		for (size_t i = 0; i < w_len; i++) {
-			if (w[i] < '0' || w[i] > '9')
-				return false;
-			parsed->count = parsed->count * 10 + (unsigned long)(w[i] - '0');
-		}
-		return true;
+	case SRV_ACK:
+		return next_word(line, len, &pos, &w, &w_len) && pos >= len &&
+		       protocol_parse_count(w, w_len, &parsed->count);
+	case SRV_TOKEN:
+		return next_word(line, len, &pos, &parsed->word, &parsed->word_len) &&
+		       parsed->word_len == PROTOCOL_TOKEN_HEX &&
+		       next_word(line, len, &pos, &w, &w_len) && pos >= len &&
+		       protocol_parse_count(w, w_len, &parsed->count);
 	case SRV_MSG:
 	case SRV_ACTION:
 	case SRV_INFO:
@@ -246,7 +271,12 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 			parsed->version = parsed->version * 10 + (unsigned)(w[i] - '0');
 		}
 		return next_word(line, len, &pos, &parsed->word, &parsed->word_len);
+	case SRV_RESUMED:
 	case SRV_PAIRED:
+		if (parsed->keyword == SRV_RESUMED &&
+		    !(next_word(line, len, &pos, &w, &w_len) &&
+		      protocol_parse_count(w, w_len, &parsed->count)))
+			return false;
 		if (!next_word(line, len, &pos, &parsed->word, &parsed->word_len) ||
 		    !next_word(line, len, &pos, &w, &w_len) ||
 		    !protocol_parse_mode(w, w_len, &parsed->mode) ||

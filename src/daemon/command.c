@@ -127,6 +127,10 @@ static enum error_code act(struct session *session, const struct command *comman
 	case CMD_QUIT:
 		session_quit(session);
 		return ERR_UNKNOWN;
+	case CMD_ACK:
+	case CMD_RESUME:
+		/* Not granted yet. */
+		return ERR_BAD_COMMAND;
 	}
 	return ERR_UNKNOWN;
 }
