@@ -264,6 +264,10 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 				 "network unencrypted.",
 				 chat->peer);
 		return;
+	case SRV_TOKEN:
+	case SRV_ACK:
+	case SRV_RESUMED:
+		/* Resume lines come only to a client that asked for resume. */
 	case SRV_UNKNOWN:
 		return;
 	}

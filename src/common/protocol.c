@@ -57,7 +57,7 @@ static const char *const bye_names[] = {
 };
 
 static const char *const cap_names[PROTOCOL_CAP_COUNT] = {"typing", "action", "done", "secure",
-							   "resume"};
+							  "resume"};
 
 const char *protocol_mode_name(enum chat_mode mode)
 {

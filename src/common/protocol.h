@@ -107,9 +107,9 @@ enum error_code {
 	ERR_BUSY,
 	ERR_EMPTY,
 	ERR_RATE_LIMITED,
-	ERR_DONE,    /* a message after /done (only clients granted done see it) */
+	ERR_DONE,       /* a message after /done (only clients granted done see it) */
 	ERR_NO_SESSION, /* /resume with a token that names no conversation now */
-	ERR_UNKNOWN, /* a code this client does not know (a later server's) */
+	ERR_UNKNOWN,    /* a code this client does not know (a later server's) */
 };
 
 enum command_kind {
@@ -124,7 +124,8 @@ enum command_kind {
 	CMD_ACTION,  /* /me; arg: the action. Needs CAP_ACTION */
 	CMD_DONE,    /* needs CAP_DONE */
 	CMD_ACK,     /* count: lines received. Needs CAP_RESUME */
-	CMD_RESUME,  /* arg: the token (PROTOCOL_TOKEN_HEX digits); count: lines received. Needs CAP_RESUME */
+	CMD_RESUME,  /* arg: the token (PROTOCOL_TOKEN_HEX digits); count: lines received. Needs
+			CAP_RESUME */
 	CMD_INVALID, /* error: why */
 };
 

@@ -10,19 +10,19 @@
 /* Sized by the enum, so the parser never reads past the end; each keyword
  * needs its entry (the round-trip unit test checks every one). */
 static const char *const keywords[SRV_UNKNOWN] = {
-	[SRV_HELLO] = "HELLO",   [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED",
-	[SRV_MSG] = "MSG",       [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
-	[SRV_BYE] = "BYE",       [SRV_CAPS] = "CAPS",       [SRV_TYPING] = "TYPING",
-	[SRV_ACTION] = "ACTION", [SRV_DONE] = "DONE",       [SRV_RELAYED] = "RELAYED",
-	[SRV_SECURE] = "SECURE", [SRV_TOKEN] = "TOKEN",     [SRV_ACK] = "ACK",
+	[SRV_HELLO] = "HELLO",     [SRV_WAITING] = "WAITING", [SRV_PAIRED] = "PAIRED",
+	[SRV_MSG] = "MSG",         [SRV_ERR] = "ERR",         [SRV_INFO] = "INFO",
+	[SRV_BYE] = "BYE",         [SRV_CAPS] = "CAPS",       [SRV_TYPING] = "TYPING",
+	[SRV_ACTION] = "ACTION",   [SRV_DONE] = "DONE",       [SRV_RELAYED] = "RELAYED",
+	[SRV_SECURE] = "SECURE",   [SRV_TOKEN] = "TOKEN",     [SRV_ACK] = "ACK",
 	[SRV_RESUMED] = "RESUMED",
 };
 /* Their lengths, so that formatting a MSG line measures nothing. */
 static const unsigned char keyword_lengths[SRV_UNKNOWN] = {
-	[SRV_HELLO] = 5, [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,    [SRV_ERR] = 3,
-	[SRV_INFO] = 4,  [SRV_BYE] = 3,     [SRV_CAPS] = 4,   [SRV_TYPING] = 6, [SRV_ACTION] = 6,
-	[SRV_DONE] = 4,  [SRV_RELAYED] = 7, [SRV_SECURE] = 6, [SRV_TOKEN] = 5,  [SRV_ACK] = 3,
-	[SRV_RESUMED] = 7,
+	[SRV_HELLO] = 5,  [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,
+	[SRV_ERR] = 3,    [SRV_INFO] = 4,    [SRV_BYE] = 3,    [SRV_CAPS] = 4,
+	[SRV_TYPING] = 6, [SRV_ACTION] = 6,  [SRV_DONE] = 4,   [SRV_RELAYED] = 7,
+	[SRV_SECURE] = 6, [SRV_TOKEN] = 5,   [SRV_ACK] = 3,    [SRV_RESUMED] = 7,
 };
 
 /* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */

@@ -185,6 +185,9 @@ void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now
 	case SRV_DONE:
 	case SRV_RELAYED:
 	case SRV_SECURE:
+	case SRV_TOKEN:
+	case SRV_ACK:
+	case SRV_RESUMED:
 	case SRV_UNKNOWN:
 		break;
 	}

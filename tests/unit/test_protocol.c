@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -375,6 +376,19 @@ static void test_parse_command(void **state)
 		BAD("/me", ERR_BAD_COMMAND),
 		CMD("/done", CMD_DONE, ""),
 		BAD("/done x", ERR_BAD_COMMAND),
+		CMD("/ack 12", CMD_ACK, "12"),
+		CMD("/ack 0", CMD_ACK, "0"),
+		BAD("/ack", ERR_BAD_COMMAND),
+		BAD("/ack -1", ERR_BAD_COMMAND),
+		BAD("/ack 1 2", ERR_BAD_COMMAND),
+		BAD("/ack 12345678901234567890", ERR_BAD_COMMAND),
+		CMD("/resume 0123456789abcdef0123456789abcdef 7", CMD_RESUME,
+		    "0123456789abcdef0123456789abcdef"),
+		BAD("/resume 0123456789abcdef0123456789abcdef", ERR_BAD_COMMAND),
+		BAD("/resume 0123456789abcdef0123456789abcdef ", ERR_BAD_COMMAND),
+		BAD("/resume 0123456789abcdef0123456789abcdef x", ERR_BAD_COMMAND),
+		BAD("/resume 0123456789ABCDEF0123456789ABCDEF 7", ERR_BAD_COMMAND),
+		BAD("/resume 0123456789abcdef0123456789abcde 7", ERR_BAD_COMMAND),
 		MODE("/mode turns", CHAT_MODE_TURNS),
 		MODE("/mode free", CHAT_MODE_FREE),
 		BAD("/mode bogus", ERR_BAD_MODE),
@@ -419,14 +433,19 @@ static void test_parse_command(void **state)
 			assert_int_equal(cmd.mode, c->mode);
 		else
 			assert_bytes(cmd.arg, cmd.arg_len, c->arg);
+		if (c->kind == CMD_ACK)
+			assert_int_equal(cmd.count, strtoul(c->arg, NULL, 10));
+		if (c->kind == CMD_RESUME)
+			assert_int_equal(cmd.count, 7);
 	}
 }
 
 /* Without its capability a verb is unknown, exactly as in plain v1. */
 static void test_parse_command_without_caps(void **state)
 {
-	static const char *const lines[] = {"/typing", "/me waves", "/done"};
-	static const unsigned needs[] = {CAP_TYPING, CAP_ACTION, CAP_DONE};
+	static const char *const lines[] = {"/typing", "/me waves", "/done", "/ack 1",
+					    "/resume 0123456789abcdef0123456789abcdef 1"};
+	static const unsigned needs[] = {CAP_TYPING, CAP_ACTION, CAP_DONE, CAP_RESUME, CAP_RESUME};
 	struct command cmd;
 
 	(void)state;
@@ -450,7 +469,8 @@ static void test_caps_words(void **state)
 	char text[64];
 
 	(void)state;
-	assert_int_equal(protocol_parse_caps(S("typing action done secure")), PROTOCOL_CAPS_ALL);
+	assert_int_equal(protocol_parse_caps(S("typing action done secure resume")),
+			 PROTOCOL_CAPS_ALL);
 	assert_int_equal(protocol_parse_caps(S("done  bogus typing")), CAP_DONE | CAP_TYPING);
 	assert_int_equal(protocol_parse_caps(S("")), 0);
 	assert_int_equal(protocol_parse_caps(S("typingx actio")), 0);
@@ -557,7 +577,27 @@ static int command_bare(struct buffer *b)
 }
 static int caps_request(struct buffer *b)
 {
-	return protocol_append_caps_request(b, PROTOCOL_CAPS_ALL);
+	return protocol_append_caps_request(b, PROTOCOL_CAPS_ALL & ~(unsigned)CAP_RESUME);
+}
+static int token(struct buffer *b)
+{
+	return protocol_append_token(b, "0123456789abcdef0123456789abcdef", 120);
+}
+static int ack(struct buffer *b)
+{
+	return protocol_append_ack(b, 1234567);
+}
+static int resumed(struct buffer *b)
+{
+	return protocol_append_resumed(b, 1234567, "Barret", CHAT_MODE_TURNS, FIRST_YOU);
+}
+static int ack_command(struct buffer *b)
+{
+	return protocol_append_ack_command(b, 42);
+}
+static int resume_command(struct buffer *b)
+{
+	return protocol_append_resume_command(b, "0123456789abcdef0123456789abcdef", 42);
 }
 static int caps(struct buffer *b)
 {
@@ -634,6 +674,14 @@ static const struct format_case {
 	{relayed, "RELAYED 1234567\n", SRV_RELAYED, "", "", 0, 0},
 	{secure_yes, "SECURE yes\n", SRV_SECURE, "", "", 0, 0},
 	{secure_no, "SECURE no\n", SRV_SECURE, "", "", 0, 0},
+	{token, "TOKEN 0123456789abcdef0123456789abcdef 120\n", SRV_TOKEN,
+	 "0123456789abcdef0123456789abcdef", "", 0, 0},
+	{ack, "ACK 1234567\n", SRV_ACK, "", "", 0, 0},
+	{resumed, "RESUMED 1234567 Barret turns you\n", SRV_RESUMED, "Barret", "", CHAT_MODE_TURNS,
+	 FIRST_YOU},
+	{ack_command, "/ack 42\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
+	{resume_command, "/resume 0123456789abcdef0123456789abcdef 42\n", SRV_UNKNOWN, NULL, NULL, 0,
+	 0},
 };
 
 /* Each line is appended whole when it fits exactly, and not at all when one byte short. */
@@ -684,7 +732,11 @@ static void test_server_round_trip(void **state)
 		assert_int_equal(p.mode, c->mode);
 		assert_int_equal(p.first, c->first);
 		assert_int_equal(p.caps, c->format == caps ? CAP_TYPING | CAP_DONE : 0);
-		assert_int_equal(p.count, c->format == relayed ? 1234567 : 0);
+		assert_int_equal(p.count,
+				 c->format == relayed || c->format == ack || c->format == resumed
+					 ? 1234567
+				 : c->format == token ? 120
+						      : 0);
 		assert_int_equal(p.secure, c->format == secure_yes);
 		at[0] = '\0';
 	}
@@ -724,6 +776,15 @@ static void test_server_parse_errors(void **state)
 		"RELAYED 1x",
 		"RELAYED 1 2",
 		"RELAYED 12345678901234567890",
+		"ACK",
+		"ACK x",
+		"ACK 1 2",
+		"TOKEN 0123456789abcdef0123456789abcdef",
+		"TOKEN 0123456789abcdef0123456789abcde 120",
+		"TOKEN 0123456789abcdef0123456789abcdef 120 x",
+		"RESUMED Barret turns you",
+		"RESUMED 3 Barret turns",
+		"RESUMED 3 Barret turns now",
 		"SECURE",
 		"SECURE maybe",
 		"SECURE yes no",
