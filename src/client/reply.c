@@ -267,6 +267,7 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 	case SRV_TOKEN:
 	case SRV_ACK:
 	case SRV_RESUMED:
+	case SRV_PONG:
 		/* Resume lines come only to a client that asked for resume. */
 	case SRV_UNKNOWN:
 		return;

@@ -57,10 +57,11 @@ struct server_config {
 	char user[PROTOCOL_NAME_MAX + 1]; /* who to become after opening sockets as root */
 	char group[PROTOCOL_NAME_MAX + 1];
 	enum log_target log_target;
-	int log_facility; /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
-	int log_level;    /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
-	bool typing;      /* relay TYPING to clients that ask for it */
-	bool require_tls; /* plain text only from loopback */
+	int log_facility;        /* syslog(3) LOG_DAEMON, LOG_LOCAL0, ... */
+	int log_level;           /* syslog(3) priority: LOG_ERR .. LOG_DEBUG */
+	bool typing;             /* relay TYPING to clients that ask for it */
+	unsigned resume_timeout; /* seconds a dropped person's part waits; 0: no resume */
+	bool require_tls;        /* plain text only from loopback */
 	/* TLS is served on tls_port when both are set. */
 	char tls_certificate[CONFIG_PATH_MAX + 1];
 	char tls_key[CONFIG_PATH_MAX + 1];
@@ -70,9 +71,11 @@ struct client_config {
 	char name[PROTOCOL_NAME_BYTES + 1];
 	char room[PROTOCOL_NAME_BYTES + 1]; /* empty: the server's default room */
 	enum chat_mode mode;
-	bool typing; /* tell the partner when we type; show when they do */
-	bool bell;   /* ring the terminal bell when a line arrives */
-	bool tls;    /* connect to tls_port, with TLS */
+	bool typing;        /* tell the partner when we type; show when they do */
+	bool bell;          /* ring the terminal bell when a line arrives */
+	bool tls;           /* connect to tls_port, with TLS */
+	bool resume;        /* ask for resume: come back after a dropped connection */
+	unsigned keepalive; /* seconds of silence before asking the server /ping; 0: never */
 	/* Empty: trust on first use (known_hosts); "system" or a CA file. */
 	char tls_ca[CONFIG_PATH_MAX + 1];
 };

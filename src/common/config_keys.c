@@ -80,6 +80,8 @@ static const struct key keys[] = {
 	{"server", "tls_certificate", KEY_PATH, FIELD(server.tls_certificate), 0, 0, NULL},
 	{"server", "tls_key", KEY_PATH, FIELD(server.tls_key), 0, 0, NULL},
 	{"server", "require_tls", KEY_BOOL, FIELD(server.require_tls), 0, 0, NULL},
+	{"server", "resume_timeout", KEY_INTEGER, FIELD(server.resume_timeout), 0,
+	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
 	{"client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL},
 	{"client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL},
 	{"client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL},
@@ -87,6 +89,9 @@ static const struct key keys[] = {
 	{"client", "bell", KEY_BOOL, FIELD(client.bell), 0, 0, NULL},
 	{"client", "tls", KEY_BOOL, FIELD(client.tls), 0, 0, NULL},
 	{"client", "tls_ca", KEY_PATH, FIELD(client.tls_ca), 0, 0, ca_words},
+	{"client", "resume", KEY_BOOL, FIELD(client.resume), 0, 0, NULL},
+	{"client", "keepalive", KEY_INTEGER, FIELD(client.keepalive), 0, CONFIG_IDLE_TIMEOUT_MAX,
+	 NULL},
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))
@@ -129,6 +134,9 @@ void config_set_defaults(struct config *cfg)
 	cfg->server.log_facility = LOG_DAEMON;
 	cfg->server.log_level = LOG_INFO;
 	cfg->server.typing = true;
+	cfg->server.resume_timeout = 120;
 	cfg->client.mode = CHAT_MODE_TURNS;
 	cfg->client.typing = true;
+	cfg->client.resume = true;
+	cfg->client.keepalive = 15;
 }

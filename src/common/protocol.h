@@ -124,6 +124,7 @@ enum command_kind {
 	CMD_ACTION,  /* /me; arg: the action. Needs CAP_ACTION */
 	CMD_DONE,    /* needs CAP_DONE */
 	CMD_ACK,     /* count: lines received. Needs CAP_RESUME */
+	CMD_PING,    /* answered with PONG. Needs CAP_RESUME */
 	CMD_RESUME,  /* arg: the token (PROTOCOL_TOKEN_HEX digits); count: lines received. Needs
 			CAP_RESUME */
 	CMD_INVALID, /* error: why */
@@ -215,6 +216,7 @@ int protocol_append_secure(struct buffer *out, bool both_encrypted);
  * it stands (first: whose turn it is now). */
 int protocol_append_token(struct buffer *out, const char *token, unsigned seconds);
 int protocol_append_ack(struct buffer *out, unsigned long delivered);
+int protocol_append_pong(struct buffer *out);
 int protocol_append_resumed(struct buffer *out, unsigned long received, const char *peer,
 			    enum chat_mode mode, enum first_speaker first);
 
@@ -235,6 +237,7 @@ enum server_keyword {
 	SRV_TOKEN,   /* the resume token (word) and its seconds (count) */
 	SRV_ACK,     /* count: our lines the partner has received */
 	SRV_RESUMED, /* count: our lines the server has; word: peer; mode, first */
+	SRV_PONG,    /* the answer to /ping */
 	SRV_UNKNOWN,
 };
 

@@ -46,6 +46,7 @@ static enum error_code parse_command(const char *line, size_t len, unsigned caps
 		{"/done", CMD_DONE, false, false, CAP_DONE},
 		{"/ack", CMD_ACK, true, true, CAP_RESUME},
 		{"/resume", CMD_RESUME, true, true, CAP_RESUME},
+		{"/ping", CMD_PING, false, false, CAP_RESUME},
 	};
 
 	switch (protocol_check_text(line, len)) {

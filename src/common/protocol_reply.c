@@ -15,14 +15,14 @@ static const char *const keywords[SRV_UNKNOWN] = {
 	[SRV_BYE] = "BYE",         [SRV_CAPS] = "CAPS",       [SRV_TYPING] = "TYPING",
 	[SRV_ACTION] = "ACTION",   [SRV_DONE] = "DONE",       [SRV_RELAYED] = "RELAYED",
 	[SRV_SECURE] = "SECURE",   [SRV_TOKEN] = "TOKEN",     [SRV_ACK] = "ACK",
-	[SRV_RESUMED] = "RESUMED",
+	[SRV_RESUMED] = "RESUMED", [SRV_PONG] = "PONG",
 };
 /* Their lengths, so that formatting a MSG line measures nothing. */
 static const unsigned char keyword_lengths[SRV_UNKNOWN] = {
-	[SRV_HELLO] = 5,  [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,
-	[SRV_ERR] = 3,    [SRV_INFO] = 4,    [SRV_BYE] = 3,    [SRV_CAPS] = 4,
-	[SRV_TYPING] = 6, [SRV_ACTION] = 6,  [SRV_DONE] = 4,   [SRV_RELAYED] = 7,
-	[SRV_SECURE] = 6, [SRV_TOKEN] = 5,   [SRV_ACK] = 3,    [SRV_RESUMED] = 7,
+	[SRV_HELLO] = 5,   [SRV_WAITING] = 7, [SRV_PAIRED] = 6, [SRV_MSG] = 3,    [SRV_ERR] = 3,
+	[SRV_INFO] = 4,    [SRV_BYE] = 3,     [SRV_CAPS] = 4,   [SRV_TYPING] = 6, [SRV_ACTION] = 6,
+	[SRV_DONE] = 4,    [SRV_RELAYED] = 7, [SRV_SECURE] = 6, [SRV_TOKEN] = 5,  [SRV_ACK] = 3,
+	[SRV_RESUMED] = 7, [SRV_PONG] = 4,
 };
 
 /* Appends "KEYWORD[ a][ b]\n" as one unit: all of it or, over the cap, none. */
@@ -97,6 +97,11 @@ int protocol_append_token(struct buffer *out, const char *token, unsigned second
 	char number[16];
 	int len = snprintf(number, sizeof(number), "%u", seconds);
 	return append_line(out, SRV_TOKEN, token, PROTOCOL_TOKEN_HEX, number, (size_t)len);
+}
+
+int protocol_append_pong(struct buffer *out)
+{
+	return append_line(out, SRV_PONG, NULL, 0, NULL, 0);
 }
 
 int protocol_append_ack(struct buffer *out, unsigned long delivered)
@@ -220,6 +225,7 @@ bool protocol_parse_server_line(const char *line, size_t len, struct server_line
 	switch (parsed->keyword) {
 	case SRV_TYPING:
 	case SRV_DONE:
+	case SRV_PONG:
 		return pos >= len;
 	case SRV_CAPS:
 		parsed->caps = protocol_parse_caps(line + pos, pos < len ? len - pos : 0);

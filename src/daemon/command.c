@@ -129,6 +129,7 @@ static enum error_code act(struct session *session, const struct command *comman
 		return ERR_UNKNOWN;
 	case CMD_ACK:
 	case CMD_RESUME:
+	case CMD_PING:
 		/* Not granted yet. */
 		return ERR_BAD_COMMAND;
 	}

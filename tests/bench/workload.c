@@ -188,6 +188,7 @@ void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now
 	case SRV_TOKEN:
 	case SRV_ACK:
 	case SRV_RESUMED:
+	case SRV_PONG:
 	case SRV_UNKNOWN:
 		break;
 	}

@@ -379,6 +379,8 @@ static void test_parse_command(void **state)
 		CMD("/ack 12", CMD_ACK, "12"),
 		CMD("/ack 0", CMD_ACK, "0"),
 		BAD("/ack", ERR_BAD_COMMAND),
+		CMD("/ping", CMD_PING, ""),
+		BAD("/ping x", ERR_BAD_COMMAND),
 		BAD("/ack -1", ERR_BAD_COMMAND),
 		BAD("/ack 1 2", ERR_BAD_COMMAND),
 		BAD("/ack 12345678901234567890", ERR_BAD_COMMAND),
@@ -591,6 +593,10 @@ static int resumed(struct buffer *b)
 {
 	return protocol_append_resumed(b, 1234567, "Barret", CHAT_MODE_TURNS, FIRST_YOU);
 }
+static int pong(struct buffer *b)
+{
+	return protocol_append_pong(b);
+}
 static int ack_command(struct buffer *b)
 {
 	return protocol_append_ack_command(b, 42);
@@ -679,6 +685,7 @@ static const struct format_case {
 	{ack, "ACK 1234567\n", SRV_ACK, "", "", 0, 0},
 	{resumed, "RESUMED 1234567 Barret turns you\n", SRV_RESUMED, "Barret", "", CHAT_MODE_TURNS,
 	 FIRST_YOU},
+	{pong, "PONG\n", SRV_PONG, "", "", 0, 0},
 	{ack_command, "/ack 42\n", SRV_UNKNOWN, NULL, NULL, 0, 0},
 	{resume_command, "/resume 0123456789abcdef0123456789abcdef 42\n", SRV_UNKNOWN, NULL, NULL, 0,
 	 0},
