@@ -29,7 +29,8 @@ static void show_numbered(struct chat *chat, size_t number, const struct outbox_
 {
 	struct buffer text;
 	char head[48];
-	int n = snprintf(head, sizeof(head), "%zu. %s", number, line->action ? "/me " : "");
+	int n = snprintf(head, sizeof(head), "%zu. %s", number,
+			 line->kind == OUTBOX_ACTION ? "/me " : "");
 
 	buffer_init(&text, line->len + sizeof(head));
 	buffer_append(&text, head, (size_t)n);
@@ -41,8 +42,9 @@ static void show_numbered(struct chat *chat, size_t number, const struct outbox_
 static void send_message(struct chat *chat, const struct outbox_line *line)
 {
 	struct buffer *out = connection_output(chat->conn);
-	chat_send(chat, line->action ? protocol_append_command(out, "me", line->text)
-				     : protocol_append_message(out, line->text, line->len));
+	bool action = line->kind == OUTBOX_ACTION;
+	chat_send(chat, action ? protocol_append_command(out, "me", line->text)
+			       : protocol_append_message(out, line->text, line->len));
 	if (chat->state == CHAT_ENDED)
 		return;
 	chat->sent++;
@@ -51,8 +53,8 @@ static void send_message(struct chat *chat, const struct outbox_line *line)
 		chat->typing_due_at = chat->typing_sent_at + INPUT_TYPING_RELAYED_MS;
 	/* Into the transcript as it goes; a script's own lines are its input already. */
 	if (ui_is_terminal(chat->ui))
-		chat_show(chat, line->action ? UI_OWN_ACTION : UI_OWN_LINE, chat->options->name,
-			  line->text, line->len);
+		chat_show(chat, action ? UI_OWN_ACTION : UI_OWN_LINE, chat->options->name, line->text,
+			  line->len);
 	if (chat->mode == CHAT_MODE_TURNS && chat->turn == UI_MY_TURN) {
 		chat_set_turn(chat, UI_PEER_TURN);
 		chat_say(chat, UI_NOTICE, "Waiting for %s's reply...", chat->peer);
@@ -81,7 +83,7 @@ void input_flush(struct chat *chat)
 	struct outbox_line line;
 
 	while (may_send_now(chat) && outbox_take_first(&chat->outbox, &line)) {
-		if (line.action && !chat->caps_pending && !(chat->caps & CAP_ACTION)) {
+		if (line.kind == OUTBOX_ACTION && !chat->caps_pending && !(chat->caps & CAP_ACTION)) {
 			chat_say(chat, UI_PROBLEM, "Not sent: this server does not support /me:");
 			show_numbered(chat, 1, &line);
 			chat->lost++;
@@ -112,7 +114,7 @@ static void queue_line(struct chat *chat, const char *text, size_t len, bool act
 		chat->lost++;
 		return;
 	}
-	if (outbox_push(&chat->outbox, text, len, action) < 0) {
+	if (outbox_push(&chat->outbox, text, len, action ? OUTBOX_ACTION : OUTBOX_MESSAGE) < 0) {
 		chat_say(chat, UI_PROBLEM, "Not sent: %zu lines are queued already; that is enough.",
 			 outbox_count(&chat->outbox));
 		chat->lost++;
@@ -176,7 +178,7 @@ static void unqueue(struct chat *chat)
 		chat_say(chat, UI_NOTICE, "Nothing is queued.");
 		return;
 	}
-	const char *head = line.action ? "/me " : line.text[0] == '/' ? "/" : "";
+	const char *head = line.kind == OUTBOX_ACTION ? "/me " : line.text[0] == '/' ? "/" : "";
 	size_t head_len = strlen(head);
 	char *typed = malloc(head_len + line.len + 1);
 	if (typed) {

@@ -43,7 +43,7 @@ static int grow(struct outbox *outbox)
 	return 0;
 }
 
-int outbox_push(struct outbox *outbox, const char *text, size_t len, bool action)
+int outbox_push(struct outbox *outbox, const char *text, size_t len, enum outbox_kind kind)
 {
 	if (len > outbox->max_bytes - outbox->bytes) {
 		errno = ENOBUFS;
@@ -56,8 +56,7 @@ int outbox_push(struct outbox *outbox, const char *text, size_t len, bool action
 		return -1;
 	memcpy(copy, text, len);
 	copy[len] = '\0'; /* for the caller's convenience; len still counts */
-	*slot(outbox,
-	      outbox->count) = (struct outbox_line){.text = copy, .len = len, .action = action};
+	*slot(outbox, outbox->count) = (struct outbox_line){.text = copy, .len = len, .kind = kind};
 	outbox->count++;
 	outbox->bytes += len;
 	return 0;

@@ -3,8 +3,10 @@
  * yet, oldest first: typed or pasted while waiting for a partner or out of
  * turn. Each line stays a line of its own; nothing in here is joined,
  * dropped or changed until the chat module takes it out to send, or the
- * person takes it back (/unqueue) or clears it (/queue clear). Pure: no
- * I/O. Owned by chat.
+ * person takes it back (/unqueue) or clears it (/queue clear). The chat
+ * module keeps a second one for the lines it sent that the server has not
+ * acknowledged yet (receipt.c), /done among them. Pure: no I/O. Owned by
+ * chat.
  */
 #ifndef TURNCHAT_OUTBOX_H
 #define TURNCHAT_OUTBOX_H
@@ -12,11 +14,17 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* A queued line: a chat message or an action (/me), as typed, without the LF. */
+enum outbox_kind {
+	OUTBOX_MESSAGE,
+	OUTBOX_ACTION, /* /me */
+	OUTBOX_DONE,   /* /done, text empty: only sent lines are ever one */
+};
+
+/* A queued line, as typed, without the LF. */
 struct outbox_line {
 	char *text;
 	size_t len;
-	bool action;
+	enum outbox_kind kind;
 };
 
 struct outbox {
@@ -36,7 +44,7 @@ static inline size_t outbox_count(const struct outbox *outbox)
 
 /* Adds a copy of text[0, len) at the end. Returns 0, or -1 (errno ENOBUFS
  * past max_bytes, ENOMEM) and nothing added. */
-int outbox_push(struct outbox *outbox, const char *text, size_t len, bool action);
+int outbox_push(struct outbox *outbox, const char *text, size_t len, enum outbox_kind kind);
 
 /* The i-th line from the oldest (i < count); it stays the outbox's. */
 const struct outbox_line *outbox_peek(const struct outbox *outbox, size_t i);

@@ -18,7 +18,7 @@
 
 static void push(struct outbox *outbox, const char *text)
 {
-	assert_int_equal(outbox_push(outbox, text, strlen(text), false), 0);
+	assert_int_equal(outbox_push(outbox, text, strlen(text), OUTBOX_MESSAGE), 0);
 }
 
 static void take_first(struct outbox *outbox, const char *want)
@@ -88,13 +88,13 @@ static void test_take_last_and_clear(void **state)
 	(void)state;
 	outbox_init(&outbox, 1 << 20);
 	push(&outbox, "one");
-	assert_int_equal(outbox_push(&outbox, "waves", 5, true), 0);
+	assert_int_equal(outbox_push(&outbox, "waves", 5, OUTBOX_ACTION), 0);
 	push(&outbox, "three");
 	assert_true(outbox_take_last(&outbox, &line));
 	assert_string_equal(line.text, "three");
-	assert_false(line.action);
+	assert_int_equal(line.kind, OUTBOX_MESSAGE);
 	free(line.text);
-	assert_true(outbox_peek(&outbox, 1)->action);
+	assert_int_equal(outbox_peek(&outbox, 1)->kind, OUTBOX_ACTION);
 	push(&outbox, "four");
 	assert_string_equal(outbox_peek(&outbox, 2)->text, "four");
 	assert_int_equal(outbox_clear(&outbox), 3);
@@ -114,7 +114,7 @@ static void test_bounded_in_bytes(void **state)
 	outbox_init(&outbox, 10);
 	push(&outbox, "123456");
 	errno = 0;
-	assert_int_equal(outbox_push(&outbox, "12345", 5, false), -1);
+	assert_int_equal(outbox_push(&outbox, "12345", 5, OUTBOX_MESSAGE), -1);
 	assert_int_equal(errno, ENOBUFS);
 	assert_int_equal(outbox_count(&outbox), 1);
 	push(&outbox, "1234");
