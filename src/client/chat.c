@@ -4,8 +4,9 @@
  * chat_internal.h). Hands what the server says to reply.c, what the person
  * enters to input.c (both through the ui), and reacts itself to signals
  * (Ctrl-C, a resized window), to the clock (the time spent waiting, the
- * partner's typing hint fading) and to a lost connection. Both halves call
- * back here to show lines, change the turn, send and leave.
+ * partner's typing hint fading; reconnect.c's timers) and to a lost
+ * connection, which reconnect.c may make again. The other files call back
+ * here to show lines, change the turn, send and leave.
  */
 #include "chat.h"
 
@@ -71,6 +72,7 @@ void chat_update_status(struct chat *chat)
 		.waiting = chat->waiting,
 		.waited = chat->waiting ? (unsigned)((now - chat->waiting_since) / 1000) : 0,
 		.done = chat->done_sent || chat->done_after_queue,
+		.reconnecting = chat->state == CHAT_RECONNECTING,
 	};
 	chat->shown_waited = status.waited;
 	ui_set_status(chat->ui, &status);
@@ -83,14 +85,22 @@ void chat_set_turn(struct chat *chat, enum ui_turn turn)
 	chat_update_status(chat);
 }
 
+void chat_end(struct chat *chat, int status)
+{
+	chat->exit_status = status;
+	chat->state = CHAT_ENDED;
+	chat->peer_typing = false;
+}
+
 void chat_send(struct chat *chat, int rc)
 {
 	if (rc < 0) {
 		chat_say(chat, UI_PROBLEM, "turnchat: the server is not reading; giving up");
-		chat->exit_status = 1;
-		chat->state = CHAT_ENDED;
+		chat_end(chat, 1);
 		return;
 	}
+	/* An acknowledgement due goes with the line, in the same write. */
+	receipt_append_ack(chat);
 	connection_flush(chat->conn);
 }
 
@@ -111,10 +121,12 @@ void chat_leave(struct chat *chat, bool interrupted)
 		return;
 	if (chat->quit_sent) {
 		/* Ctrl-C again while the server has not answered: no more waiting. */
-		if (interrupted) {
-			chat->exit_status = 130;
-			chat->state = CHAT_ENDED;
-		}
+		if (interrupted)
+			chat_end(chat, 130);
+		return;
+	}
+	if (chat->state == CHAT_RECONNECTING) {
+		reconnect_abandon(chat, interrupted);
 		return;
 	}
 	input_report_unsent(chat, interrupted ? "Leaving (Ctrl-C)" : "Leaving", interrupted);
@@ -128,7 +140,11 @@ void chat_leave(struct chat *chat, bool interrupted)
 
 static void on_server_line(void *ctx, const char *text, size_t len)
 {
-	reply_line(ctx, text, len);
+	struct chat *chat = ctx;
+	/* Any line shows the connection works: keepalive has nothing to ask. */
+	chat->resume.heard_at = event_now_ms(chat->loop);
+	chat->resume.ping_at = 0;
+	reply_line(chat, text, len);
 }
 
 static void on_server_too_long(void *ctx)
@@ -140,16 +156,15 @@ static void on_server_end(void *ctx, enum connection_end end)
 {
 	struct chat *chat = ctx;
 	(void)end;
-	if (chat->state != CHAT_ENDED) {
-		chat_say(chat, UI_PROBLEM, "turnchat: the connection to %s port %u was lost",
-			 chat->options->host, chat->options->port);
-		if (!chat->quit_sent)
-			input_report_unsent(chat, "The connection is lost", true);
-		chat->exit_status = 1;
-		chat->state = CHAT_ENDED;
-	}
 	connection_destroy(chat->conn);
 	chat->conn = NULL;
+	if (chat->state == CHAT_ENDED || reconnect_after_drop(chat))
+		return;
+	chat_say(chat, UI_PROBLEM, "turnchat: the connection to %s port %u was lost",
+		 chat->options->host, chat->options->port);
+	if (!chat->quit_sent)
+		input_report_unsent(chat, "The connection is lost", true);
+	chat_end(chat, 1);
 }
 
 static const struct connection_handler server_handler = {
@@ -157,6 +172,15 @@ static const struct connection_handler server_handler = {
 	.on_too_long = on_server_too_long,
 	.on_end = on_server_end,
 };
+
+struct connection *chat_connect(struct chat *chat, int fd, struct tls *tls)
+{
+	struct connection *conn = connection_create(chat->loop, fd, CHAT_MAX_LINE, 4 * CHAT_MAX_LINE,
+						    &server_handler, chat);
+	if (conn)
+		connection_use_tls(conn, tls);
+	return conn;
+}
 
 static void on_interrupt(int signo, void *data)
 {
@@ -222,21 +246,25 @@ static const struct ui_handler typed_handler = {
 
 int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 {
-	struct chat chat = {.options = options, .exit_status = 1, .forced_status = -1};
+	struct chat chat = {
+		.options = options, .exit_status = 1, .forced_status = -1, .secure_shown = -1};
 	struct ui_style style = {
 		.timestamps = options->timestamps, .color = options->color, .bell = options->bell};
 
 	buffer_init(&chat.line, 4 * CHAT_MAX_LINE + 64);
 	outbox_init(&chat.outbox, CHAT_OUTBOX_BYTES);
+	outbox_init(&chat.resume.unacked, CHAT_OUTBOX_BYTES);
+	chat.resume.target = (struct dial_target){.host = options->host,
+						  .port = options->port,
+						  .tls = options->security != NULL,
+						  .tls_ca = options->tls_ca};
+	dial_pin(&chat.resume.target, tls);
 	chat.loop = event_loop_create();
 	if (chat.loop == NULL) {
 		perror("turnchat");
 		return 1;
 	}
-	chat.conn = connection_create(chat.loop, fd, CHAT_MAX_LINE, 4 * CHAT_MAX_LINE,
-				      &server_handler, &chat);
-	if (chat.conn)
-		connection_use_tls(chat.conn, tls);
+	chat.conn = chat_connect(&chat, fd, tls);
 	chat.ui = options->interactive ? ui_terminal_create(chat.loop, options->name, &style,
 							    &typed_handler, &chat)
 				       : ui_plain_create(chat.loop, &style, &typed_handler, &chat);
@@ -250,8 +278,11 @@ int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 	signal(SIGPIPE, SIG_IGN);
 
 	uint64_t started = event_now_ms(chat.loop);
-	while (chat.state != CHAT_ENDED && chat.conn) {
+	while (chat.state != CHAT_ENDED && (chat.conn || chat.state == CHAT_RECONNECTING)) {
 		ui_poll(chat.ui);
+		int wait = reconnect_timers(&chat);
+		if (chat.state == CHAT_ENDED)
+			break;
 		if (chat.state == CHAT_GREETING &&
 		    event_now_ms(chat.loop) - started > CHAT_GREETING_WAIT_MS) {
 			chat_say(&chat, UI_PROBLEM,
@@ -266,16 +297,20 @@ int chat_run(int fd, struct tls *tls, const struct chat_options *options)
 		    event_now_ms(chat.loop) - chat.quit_sent_at > CHAT_QUIT_WAIT_MS) {
 			chat_say(&chat, UI_PROBLEM,
 				 "turnchat: the server did not answer /q; leaving");
+			receipt_report_undelivered(&chat, "Leaving without an answer");
 			break;
 		}
-		event_loop_dispatch(chat.loop,
-				    chat.quit_sent || chat.state == CHAT_GREETING ? 200 : -1);
+		if (chat.quit_sent || chat.state == CHAT_GREETING)
+			wait = wait >= 0 && wait < 200 ? wait : 200;
+		event_loop_dispatch(chat.loop, wait);
 	}
+	reconnect_release(&chat);
 	if (chat.conn)
 		connection_destroy(chat.conn);
 	ui_destroy(chat.ui);
 	event_loop_destroy(chat.loop);
 	outbox_release(&chat.outbox);
+	outbox_release(&chat.resume.unacked);
 	buffer_release(&chat.line);
 	return chat.exit_status;
 }

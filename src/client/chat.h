@@ -23,6 +23,9 @@ struct chat_options {
 	bool typing;          /* tell the partner when we type; show when they do */
 	bool bell;            /* ring the terminal bell when the partner's line arrives */
 	const char *security; /* over TLS: "TLSv1.3, key as remembered"; NULL in plain text */
+	const char *tls_ca;   /* client.tls_ca: NULL to trust the key pinned */
+	bool resume;          /* ask for resume: reconnect after a drop and carry on */
+	unsigned keepalive;   /* seconds of silence before /ping; 0: never */
 };
 
 struct tls;

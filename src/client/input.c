@@ -48,6 +48,7 @@ static void send_message(struct chat *chat, const struct outbox_line *line)
 	if (chat->state == CHAT_ENDED)
 		return;
 	chat->sent++;
+	receipt_sent(chat, line->kind, line->text, line->len);
 	/* The line ended the partner's hint: the next line's typing is news. */
 	if (chat->typing_due_at > chat->typing_sent_at + INPUT_TYPING_RELAYED_MS)
 		chat->typing_due_at = chat->typing_sent_at + INPUT_TYPING_RELAYED_MS;
@@ -67,6 +68,7 @@ static void send_done(struct chat *chat)
 	chat_send(chat, protocol_append_command(connection_output(chat->conn), "done", NULL));
 	if (chat->state == CHAT_ENDED)
 		return;
+	receipt_sent(chat, OUTBOX_DONE, "", 0);
 	chat->done_sent = true;
 	if (chat->turn == UI_MY_TURN || chat->turn == UI_PEER_TURN)
 		chat->turn = UI_FREE; /* no turns left to take */
@@ -345,6 +347,10 @@ void input_eof(struct chat *chat)
 	if (free_to_talk && (chat->caps & CAP_DONE) && chat->state == CHAT_PAIRED) {
 		if (!chat->done_sent && !chat->done_after_queue)
 			done(chat);
+	} else if (receipt_pending(chat) > 0 && chat->state == CHAT_PAIRED) {
+		/* A script exits 0 only when ACK covers all its lines: the partner's
+		 * client acknowledges within a second, so it is worth the wait. */
+		chat->resume.leave_when_delivered = true;
 	} else {
 		chat_leave(chat, false);
 	}

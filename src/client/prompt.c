@@ -43,6 +43,8 @@ void prompt_build(char *out, size_t size, const char *name, const struct ui_stat
 		out[0] = '\0';
 		return;
 	}
+	if (status->reconnecting)
+		add_part(parts, sizeof(parts), "reconnecting%s", ellipsis);
 	if (status->turn == UI_UNPAIRED && status->waiting && t >= 3600)
 		add_part(parts, sizeof(parts), "waiting %u:%02u:%02u", t / 3600, t / 60 % 60, t % 60);
 	else if (status->turn == UI_UNPAIRED && status->waiting)

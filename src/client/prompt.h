@@ -2,7 +2,8 @@
  * prompt: the words before the input line on a terminal, made from what
  * chat says of the conversation: "Barret> " when a line would go now,
  * "Barret (Cloud's turn, 2 queued)> ", "Barret (waiting 0:42)> ",
- * "Barret (Cloud is typing…)> ". Pure; used by ui_terminal.
+ * "Barret (Cloud is typing…)> ", "Barret (reconnecting…, Cloud's turn)> ".
+ * Pure; used by ui_terminal.
  */
 #ifndef TURNCHAT_PROMPT_H
 #define TURNCHAT_PROMPT_H

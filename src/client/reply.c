@@ -4,7 +4,9 @@
  * and /join at once), the capabilities granted, waiting, pairing, the
  * partner's messages, actions, typing and /done, refusals, and the BYE that
  * ends it all, with the RELAYED count that tells whether every line we sent
- * arrived. chat->state is written here and in chat.c only.
+ * arrived. The lines of resume go on to receipt.c (numbers and receipts)
+ * and reconnect.c (a new connection). chat->state is written here, in
+ * chat.c and in reconnect.c only.
  */
 #include <stdio.h>
 #include <string.h>
@@ -30,18 +32,24 @@ static void start_pairing(struct chat *chat, const struct server_line *line)
 			 protocol_mode_name(line->mode),
 			 line->mode == CHAT_MODE_TURNS ? "you take turns" : "you both type freely");
 	chat->waiting = false;
-	if (line->mode == CHAT_MODE_FREE) {
+	if (line->mode == CHAT_MODE_FREE)
 		chat_say(chat, UI_NOTICE, "Type whenever you like; %s's lines appear as they arrive.",
 			 peer);
-		chat_set_turn(chat, UI_FREE);
-	} else if (line->first == FIRST_YOU) {
+	else if (line->first == FIRST_YOU)
 		chat_say(chat, UI_NOTICE, "You speak first.");
-		chat_set_turn(chat, UI_MY_TURN);
-	} else {
+	else
 		chat_say(chat, UI_NOTICE, "Waiting for %s's reply...", peer);
-		chat_set_turn(chat, UI_PEER_TURN);
-	}
+	reply_set_first(chat, line->first);
 	input_flush(chat);
+}
+
+void reply_set_first(struct chat *chat, enum first_speaker first)
+{
+	/* After a /done on either side, nobody waits for a turn again. */
+	if (chat->mode == CHAT_MODE_FREE || first == FIRST_NONE || chat->done_sent || chat->peer_done)
+		chat_set_turn(chat, UI_FREE);
+	else
+		chat_set_turn(chat, first == FIRST_YOU ? UI_MY_TURN : UI_PEER_TURN);
 }
 
 /* Says what the server's RELAYED count tells: lines that never arrived. */
@@ -84,9 +92,8 @@ static void end_with_bye(struct chat *chat, const struct server_line *line)
 	const char *peer = chat->peer[0] ? chat->peer : "your partner";
 	enum bye_reason bye = line->bye;
 
-	chat->state = CHAT_ENDED;
-	chat->exit_status = 1;
-	chat->peer_typing = false;
+	chat_end(chat, 1);
+	chat->resume.token[0] = '\0'; /* nothing left to come back to */
 	if (bye >= sizeof(byes) / sizeof(byes[0]) || byes[bye].text == NULL) {
 		chat_say(chat, UI_NOTICE, "The server ended the connection: %.*s",
 			 (int)line->word_len, line->word);
@@ -105,6 +112,10 @@ static void end_with_bye(struct chat *chat, const struct server_line *line)
 /* The server refused a line: ours to say so, and the turn is still ours. */
 static void refused(struct chat *chat, const struct server_line *line)
 {
+	if (chat->state == CHAT_RECONNECTING) {
+		reconnect_refused(chat, line);
+		return;
+	}
 	if (chat->state == CHAT_JOINING) {
 		/* Our name, mode or room was refused: nothing good can follow. */
 		chat_say(chat, UI_NOTICE, "turnchat: the server refused: %.*s", (int)line->text_len,
@@ -135,16 +146,32 @@ static void refused(struct chat *chat, const struct server_line *line)
 	input_flush(chat);
 }
 
+unsigned reply_wanted_caps(const struct chat *chat)
+{
+	unsigned caps = CAP_ACTION | CAP_DONE;
+
+	if (chat->options->typing && ui_is_terminal(chat->ui))
+		caps |= CAP_TYPING;
+	/* Over TLS, the other half of the way matters too: ask to be told. */
+	if (chat->options->security)
+		caps |= CAP_SECURE;
+	if (chat->options->resume)
+		caps |= CAP_RESUME;
+	return caps;
+}
+
 static void greeted(struct chat *chat, const struct server_line *line)
 {
 	const struct chat_options *options = chat->options;
-	unsigned caps = CAP_ACTION | CAP_DONE;
 
 	if (line->version != PROTOCOL_VERSION) {
 		chat_say(chat, UI_PROBLEM, "turnchat: the server speaks protocol version %u, not %d",
 			 line->version, PROTOCOL_VERSION);
-		chat->exit_status = EX_PROTOCOL;
-		chat->state = CHAT_ENDED;
+		chat_end(chat, EX_PROTOCOL);
+		return;
+	}
+	if (chat->state == CHAT_RECONNECTING) {
+		reconnect_greeted(chat);
 		return;
 	}
 	chat_say(chat, UI_NOTICE,
@@ -153,14 +180,9 @@ static void greeted(struct chat *chat, const struct server_line *line)
 		 options->security ? " (" : "", options->security ? options->security : "",
 		 options->security ? ")" : "");
 	chat->state = CHAT_JOINING;
-	if (options->typing && ui_is_terminal(chat->ui))
-		caps |= CAP_TYPING;
-	/* Over TLS, the other half of the way matters too: ask to be told. */
-	if (options->security)
-		caps |= CAP_SECURE;
 	/* All at once: an older server answers /caps with ERR bad-command, then the rest. */
 	struct buffer *out = connection_output(chat->conn);
-	int rc = protocol_append_caps_request(out, caps);
+	int rc = protocol_append_caps_request(out, reply_wanted_caps(chat));
 	if (rc == 0)
 		rc = protocol_append_command(out, "name", options->name);
 	if (rc == 0)
@@ -175,6 +197,7 @@ static void greeted(struct chat *chat, const struct server_line *line)
 static void received(struct chat *chat, const struct server_line *line, enum ui_kind kind)
 {
 	chat->peer_typing = false;
+	receipt_received(chat);
 	chat_show(chat, kind, chat->peer, line->text, line->text_len);
 	if (chat->turn == UI_PEER_TURN)
 		chat_set_turn(chat, UI_MY_TURN);
@@ -189,8 +212,7 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 	    (chat->state == CHAT_GREETING && line.keyword != SRV_HELLO)) {
 		chat_say(chat, UI_PROBLEM, "turnchat: not a turnchat server; it said: %.*s",
 			 (int)(len < 200 ? len : 200), text);
-		chat->exit_status = EX_PROTOCOL;
-		chat->state = CHAT_ENDED;
+		chat_end(chat, EX_PROTOCOL);
 		return;
 	}
 	if (chat->caps_pending && line.keyword != SRV_CAPS) {
@@ -232,6 +254,7 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 		}
 		return;
 	case SRV_DONE:
+		receipt_received(chat);
 		chat->peer_done = true;
 		chat->peer_typing = false;
 		chat_say(chat, UI_NOTICE, "%s has nothing more to send.", chat->peer);
@@ -251,9 +274,16 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 		chat_show(chat, UI_NOTICE, NULL, line.text, line.text_len);
 		return;
 	case SRV_BYE:
-		end_with_bye(chat, &line);
+		if (chat->state == CHAT_RECONNECTING && !chat->resume.resumed)
+			reconnect_refused(chat, &line);
+		else
+			end_with_bye(chat, &line);
 		return;
 	case SRV_SECURE:
+		/* Said again after each resume: news only when it changed. */
+		if (chat->secure_shown == (int)line.secure)
+			return;
+		chat->secure_shown = line.secure;
 		if (line.secure)
 			chat_say(chat, UI_NOTICE,
 				 "Both of you reach the server over TLS: nobody on the way can read "
@@ -265,10 +295,15 @@ void reply_line(struct chat *chat, const char *text, size_t len)
 				 chat->peer);
 		return;
 	case SRV_TOKEN:
+		reconnect_token(chat, &line);
+		return;
 	case SRV_ACK:
+		receipt_delivered(chat, line.count);
+		return;
 	case SRV_RESUMED:
-	case SRV_PONG:
-		/* Resume lines come only to a client that asked for resume. */
+		reconnect_resumed(chat, &line);
+		return;
+	case SRV_PONG: /* chat.c noted that the server spoke */
 	case SRV_UNKNOWN:
 		return;
 	}

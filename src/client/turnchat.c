@@ -335,6 +335,9 @@ int main(int argc, char **argv)
 			 strcmp(term, "dumb") != 0,
 		.typing = cfg.client.typing,
 		.bell = bell || cfg.client.bell,
+		.tls_ca = cfg.client.tls_ca[0] ? cfg.client.tls_ca : NULL,
+		.resume = cfg.client.resume,
+		.keepalive = cfg.client.keepalive,
 	};
 	return chat_run(fd, encrypted, &chat);
 }

@@ -35,7 +35,8 @@ struct ui_status {
 	bool peer_typing;
 	bool waiting; /* in a room, waiting for a partner, for waited seconds */
 	unsigned waited;
-	bool done; /* the person said /done */
+	bool done;         /* the person said /done */
+	bool reconnecting; /* the connection dropped: lines wait until it is back */
 };
 
 enum ui_kind {

@@ -31,6 +31,7 @@ struct ui_plain {
 	bool handing;      /* a line is being handed over... */
 	size_t handed_end; /* ...and its text ends here in input */
 	enum ui_turn turn;
+	bool reconnecting; /* nothing is handed over, the end of input neither */
 	const struct ui_handler *handler;
 	void *ctx;
 	struct buffer line; /* scratch for one line shown */
@@ -38,7 +39,7 @@ struct ui_plain {
 
 static bool may_send(const struct ui_plain *ui)
 {
-	return ui->turn == UI_MY_TURN || ui->turn == UI_FREE;
+	return (ui->turn == UI_MY_TURN || ui->turn == UI_FREE) && !ui->reconnecting;
 }
 
 /* The ui a line reader callback is about: its reader is inside it. */
@@ -138,6 +139,7 @@ static void plain_set_status(struct ui *base, const struct ui_status *status)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
 	ui->turn = status->turn;
+	ui->reconnecting = status->reconnecting;
 	deliver(ui);
 }
 

@@ -125,7 +125,7 @@ def test_client_never_writes_control_characters_from_the_network(tmp_path):
     assert b"^[[31mred" in out
     assert b"Mallory: bad bytes \\xFF\\xFE" in out
     assert b"evil^[[2Jserver" in out
-    assert received and received[0].startswith(b"/caps action done\n/name Victim\n/mode turns\n/join\n")
+    assert received and received[0].startswith(b"/caps action done resume\n/name Victim\n/mode turns\n/join\n")
 
 
 def test_client_refuses_a_server_that_is_not_turnchat(tmp_path):

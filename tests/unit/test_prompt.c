@@ -1,7 +1,7 @@
 /*
  * Unit tests for prompt.c, the terminal's prompt: whose turn, what is
- * queued, the partner typing, the time spent waiting, and a prompt that
- * gives way in a narrow window.
+ * queued, the partner typing, the time spent waiting, a connection being
+ * made again, and a prompt that gives way in a narrow window.
  */
 #include <locale.h>
 #include <setjmp.h>
@@ -47,6 +47,20 @@ static void test_queue_typing_done(void **state)
 		  "Barret (joining, 1 queued)> ");
 }
 
+static void test_reconnecting_comes_first(void **state)
+{
+	(void)state;
+	prompt_is(&(struct ui_status){.turn = UI_FREE, .peer = "Cloud", .reconnecting = true}, 80,
+		  "Barret (reconnecting\u2026)> ");
+	prompt_is(
+		&(struct ui_status){
+			.turn = UI_PEER_TURN, .peer = "Cloud", .queued = 1, .reconnecting = true},
+		80, "Barret (reconnecting\u2026, Cloud's turn, 1 queued)> ");
+	/* Leaving, nothing more is typed: no prompt, reconnecting or not. */
+	prompt_is(&(struct ui_status){.turn = UI_LEAVING, .peer = "Cloud", .reconnecting = true}, 80,
+		  "");
+}
+
 static void test_waiting_clock(void **state)
 {
 	(void)state;
@@ -79,6 +93,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_turns),
 		cmocka_unit_test(test_queue_typing_done),
+		cmocka_unit_test(test_reconnecting_comes_first),
 		cmocka_unit_test(test_waiting_clock),
 		cmocka_unit_test(test_narrow_window),
 	};
