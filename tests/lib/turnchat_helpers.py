@@ -3,8 +3,9 @@ wait_for(), write_config(), Raw (a protocol-level line client, as someone
 using nc would be; tls_over() makes one speak TLS), Tool (a client program
 nobody here wrote, such as openssl s_client, on pipes), hello(), pair(),
 converse() and leave() (two people meeting, talking and parting),
-tls_conversation() (the same over TLS, one side on a Tool), and Daemon (a turnchatd in the foreground on a private config, logging to a
-file).
+tls_conversation() (the same over TLS, one side on a Tool), Daemon (a turnchatd in the foreground on a private config, logging to a
+file), and scripted_server() and FakeServer (a test playing the server's
+side, for the client).
 
 Imported by the end-to-end tests (tests/e2e), the system tests
 (tests/system, and through them tests/packaging), the chaos scripts
@@ -18,6 +19,7 @@ import pathlib
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -385,3 +387,35 @@ def scripted_server(steps, port_holder, received):
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
+
+
+class FakeServer:
+    """A test playing the server's side by hand, for the client: it listens
+    on loopback, and accept() hands over each connection the client makes
+    as a Raw (line() reads what the client sent, send() answers). Unlike
+    scripted_server, it takes any number of connections one after another:
+    a client that reconnects comes back here. stop_listening() turns further
+    connections away (refused), as a server that is down does."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+
+    def accept(self, timeout=TIMEOUT):
+        self.sock.settimeout(timeout)
+        conn, _ = self.sock.accept()
+        conn.settimeout(TIMEOUT)
+        return Raw.over(conn)
+
+    def stop_listening(self):
+        self.sock.close()
+
+    close = stop_listening
+
+
+def reset(raw):
+    """Closes raw's connection with a reset (RST), not a goodbye."""
+    raw.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.sock.close()
