@@ -27,9 +27,10 @@ struct server {
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct penalty_box flooders;      /* addresses turned away for a while */
-	LIST_HEAD(, session) sessions;    /* every open connection */
+	LIST_HEAD(, session) sessions;    /* every session, those away too */
 	unsigned clients;                 /* sessions not yet closing */
-	unsigned paired;                  /* sessions in a conversation: two per conversation */
+	unsigned paired;                  /* sessions in a conversation, away ones too: two per
+					     conversation */
 	struct tls_config *tls;           /* the certificate in force; NULL: no TLS */
 	unsigned long next_id;
 	bool stopping;
