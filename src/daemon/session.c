@@ -36,7 +36,11 @@ void session_set_state(struct session *session, enum session_state to)
 	/* Forward only, but for coming back from AWAY. */
 	assert(to == SESSION_CLOSING || to == SESSION_GONE || to > from ||
 	       (from == SESSION_AWAY && to == SESSION_PAIRED));
-	assert((from == SESSION_GONE) == (to == SESSION_NEW) &&
+	/* Born NEW, or away, restored from the last daemon's state. */
+	assert((from == SESSION_GONE) ==
+		       (to == SESSION_NEW ||
+			(session->resume && session->resume->restored && session->conn == NULL &&
+			 (to == SESSION_AWAY || to == SESSION_MISSED) && from == SESSION_GONE)) &&
 	       (from != SESSION_CLOSING || to == SESSION_GONE));
 	/* In a conversation exactly while paired or away, and on its own side there. */
 	assert((session->conversation != NULL) == (to == SESSION_PAIRED || to == SESSION_AWAY));
@@ -272,6 +276,10 @@ void session_expel(struct session *session, enum bye_reason reason)
 
 void session_shutdown(struct session *session)
 {
+	if (session->resume && session->resume->kept) {
+		session_leave_quietly(session);
+		return;
+	}
 	if (session->state == SESSION_PAIRED || session->state == SESSION_AWAY)
 		session_end_conversation(session, NULL, BYE_SHUTDOWN, false, BYE_SHUTDOWN);
 	if (session->state == SESSION_MISSED) {

@@ -65,5 +65,8 @@ void session_missed(struct session *session, const struct conversation *conversa
  * whose time is up, a client that acknowledges nothing. True when session
  * was dealt with (freed, even). */
 bool session_resume_tick(struct session *session, uint64_t now);
+/* The daemon stops and session's part is in the state it kept: its
+ * connection closes without a word (or, away, it is freed). */
+void session_leave_quietly(struct session *session);
 
 #endif

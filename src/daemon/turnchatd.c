@@ -27,6 +27,7 @@
 #include "listener.h"
 #include "log.h"
 #include "server.h"
+#include "state.h"
 
 struct daemon {
 	struct event_loop *loop;
@@ -413,6 +414,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (dropped)
 		check_readable_after_drop(&daemon, &cfg.server, true);
+	state_start(&daemon.server);
 	if (daemon.managed && !to_stderr)
 		detach_stdio_from_socket();
 	if (event_add_signal(daemon.loop, SIGTERM, on_stop_signal, &daemon) < 0 ||
