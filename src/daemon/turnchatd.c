@@ -37,8 +37,7 @@ struct daemon {
 	const char *config_path;
 	bool config_explicit;
 	char config_option[4200]; /* "-c FILE " when given, for commands we suggest */
-	bool foreground;
-	bool verbose;
+	bool foreground, verbose;
 	bool managed; /* systemd or inetd owns the sockets and can start us again */
 };
 
