@@ -244,6 +244,27 @@ void connection_abort(struct connection *conn)
 	connection_want_events(conn, EPOLLIN);
 }
 
+void connection_set_owner(struct connection *conn, void *ctx)
+{
+	conn->ctx = ctx;
+}
+
+/* A disowned connection's only event: its end, when it frees itself. */
+static void disowned_end(void *ctx, enum connection_end end)
+{
+	(void)end;
+	connection_destroy(ctx);
+}
+
+static const struct connection_handler disowned_handler = {.on_end = disowned_end};
+
+void connection_disown(struct connection *conn)
+{
+	conn->handler = &disowned_handler;
+	conn->ctx = conn;
+	connection_abort(conn);
+}
+
 bool connection_is_closing(const struct connection *conn)
 {
 	return conn->state != CONNECTION_OPEN;

@@ -83,6 +83,12 @@ void connection_close_after_flush(struct connection *conn);
 void connection_reset_after_flush(struct connection *conn);
 /* Drops the connection now, queued output too; on_end comes from the loop. */
 void connection_abort(struct connection *conn);
+/* Its events go to ctx from now on (the same handler): a person who came
+ * back on a new connection takes it over from the session that took it in. */
+void connection_set_owner(struct connection *conn, void *ctx);
+/* Aborts the connection for an owner that forgets it now: the connection
+ * frees itself once the loop has ended it. */
+void connection_disown(struct connection *conn);
 
 /* Stops taking lines (and reading) until resumed: backpressure. Resuming
  * delivers the lines already read at once. */

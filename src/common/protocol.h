@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "buffer.h"
 
@@ -144,6 +145,15 @@ struct command {
 static inline bool protocol_is_message(const char *line, size_t len)
 {
 	return len == 0 || line[0] != '/' || (len > 1 && line[1] == '/');
+}
+
+/* True when a line a client granted resume sends while paired takes a
+ * number (turnchat-protocol(7)): a message, /me or /done, valid or not. */
+static inline bool protocol_is_numbered(const char *line, size_t len)
+{
+	return protocol_is_message(line, len) ||
+	       (len >= 3 && memcmp(line, "/me", 3) == 0 && (len == 3 || line[3] == ' ')) ||
+	       (len == 5 && memcmp(line, "/done", 5) == 0);
 }
 
 /* Parses one line a client sent, already framed; checks UTF-8 and controls too.

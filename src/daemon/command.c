@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "session.h"
+#include "state.h"
 #include "tls.h"
 
 /* The summary of what a window refused beyond its first line (see quota.h). */
@@ -59,7 +60,10 @@ static void refuse(struct session *session, enum error_code code)
 	snprintf(text, sizeof(text), "Line too long (the limit is %zu bytes); it was not sent",
 		 session->server->config.server.max_line);
 	session_queued(session, protocol_append_error(connection_output(session->conn), code,
-						      code == ERR_TOO_LONG ? text : NULL));
+						      code == ERR_TOO_LONG ? text
+						      : code == ERR_NO_SESSION
+							      ? state_lost_note(session->server)
+							      : NULL));
 }
 
 static enum error_code set_name(struct session *session, const char *name, size_t len)
@@ -94,6 +98,11 @@ static enum error_code set_caps(struct session *session, const char *words, size
 		return ERR_BUSY;
 	if (!session->server->config.server.typing)
 		caps &= ~(unsigned)CAP_TYPING;
+	if (!session->server->config.server.resume_timeout)
+		caps &= ~(unsigned)CAP_RESUME;
+	/* Every line with the partner's words is then a numbered one. */
+	if (caps & CAP_RESUME)
+		caps |= CAP_ACTION | CAP_DONE;
 	session->caps = (uint8_t)caps;
 	session_queued(session, protocol_append_caps(connection_output(session->conn), caps));
 	return ERR_UNKNOWN;
@@ -128,10 +137,12 @@ static enum error_code act(struct session *session, const struct command *comman
 		session_quit(session);
 		return ERR_UNKNOWN;
 	case CMD_ACK:
+		return session_ack(session, command->count);
 	case CMD_RESUME:
+		return session_resume(session, command->arg, command->count);
 	case CMD_PING:
-		/* Not granted yet. */
-		return ERR_BAD_COMMAND;
+		session_queued(session, protocol_append_pong(connection_output(session->conn)));
+		return ERR_UNKNOWN;
 	}
 	return ERR_UNKNOWN;
 }
@@ -142,22 +153,43 @@ static void command_line(void *ctx, const char *line, size_t len)
 	const struct server_config *cfg = &session->server->config.server;
 	struct command command;
 	enum error_code refused;
+	/* Each message, /me or /done of someone granted resume has a number,
+	 * refused or not: they count theirs the same way. */
+	bool numbered = session->resume && protocol_is_numbered(line, len);
 
 	protocol_parse_command(line, len, session->caps, &command);
-	/* Leaving is never refused, however fast someone types. */
-	if (command.kind != CMD_QUIT && cfg->rate_limit &&
-	    !rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
-		       event_now_ms(session->server->loop)))
-		refused = ERR_RATE_LIMITED;
-	else
+	if (numbered)
+		session_numbered_read(session);
+	/* Leaving is never refused, however fast someone types, and neither is
+	 * news of what arrived. */
+	if (command.kind == CMD_QUIT ||
+	    (command.kind == CMD_ACK && session_ack_is_news(session, command.count)) ||
+	    !cfg->rate_limit ||
+	    rate_take(&session->rate, cfg->rate_limit, cfg->rate_burst,
+		      event_now_ms(session->server->loop)))
 		refused = act(session, &command);
+	else if (session->caps & CAP_RESUME) {
+		/* A numbered line is never lost to the rate: read more slowly. */
+		session_over_rate(session);
+		refused = act(session, &command);
+	} else
+		refused = ERR_RATE_LIMITED;
+	/* A /resume that succeeded has freed session: nothing more of it. */
 	if (refused != ERR_UNKNOWN)
 		refuse(session, refused);
+	if (numbered)
+		session_numbered_done(session);
 }
 
 static void command_too_long(void *ctx)
 {
-	refuse(ctx, ERR_TOO_LONG);
+	struct session *session = ctx;
+
+	if (session->resume)
+		session_numbered_read(session);
+	refuse(session, ERR_TOO_LONG);
+	if (session->resume)
+		session_numbered_done(session);
 }
 
 /* A TLS client at the plain-text port would wait for an answer it cannot

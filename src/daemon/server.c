@@ -12,6 +12,7 @@
 #include "log.h"
 #include "command.h"
 #include "session.h"
+#include "state.h"
 
 static void server_tick(void *data);
 
@@ -19,6 +20,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 {
 	memset(server, 0, sizeof(*server));
 	server->loop = loop;
+	server->state_fd = -1;
 	LIST_INIT(&server->sessions);
 	server->config = *config;
 	server->pairing = pairing_create();
@@ -32,6 +34,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 
 void server_finish(struct server *server)
 {
+	state_finish(server);
 	pairing_destroy(server->pairing);
 	server->pairing = NULL;
 	address_counts_destroy(server->addresses);
@@ -107,31 +110,39 @@ static void server_tick(void *data)
 	struct server *server = data;
 	uint64_t now = event_now_ms(server->loop);
 	struct penalty done;
-	struct session *session;
+	struct session *session, *next;
 
 	while (penalty_box_expire(&server->flooders, now, &done))
 		log_notice("%s: no longer turned away; %u connection%s turned away meanwhile",
 			   done.where, done.refused, done.refused == 1 ? "" : "s");
 
-	/* Ending a conversation or a session here only queues BYEs and aborts:
-	 * sessions are freed from the loop, never during this walk. */
-	LIST_FOREACH(session, &server->sessions, entry) {
-		session_tick(session, now);
+	/* Ending a conversation or a connected session here only queues BYEs
+	 * and aborts: those are freed from the loop, never during this walk. */
+	for (session = LIST_FIRST(&server->sessions); session; session = next) {
+		/* A session whose time away is up is freed by its tick. */
+		next = LIST_NEXT(session, entry);
 		command_log_refusals(session, false);
+		session_tick(session, now);
 	}
+	state_save_if_changed(server);
 }
 
 void server_stop(struct server *server)
 {
-	struct session *session;
+	struct session *session, *next;
 
 	if (server->stopping)
 		return;
 	server->stopping = true;
 	log_notice("shutting down: %u clients, %u conversations", server->clients,
 		   server_conversations(server));
-	LIST_FOREACH(session, &server->sessions, entry)
+	/* Those kept in the state hear nothing: they resume with the next daemon. */
+	state_save_for_stop(server);
+	/* Those away are freed as they are told, and only they. */
+	for (session = LIST_FIRST(&server->sessions); session; session = next) {
+		next = LIST_NEXT(session, entry);
 		session_shutdown(session);
+	}
 }
 
 void server_turn_away(struct server *server, const struct session *session)
@@ -153,9 +164,15 @@ unsigned server_conversations(const struct server *server)
 	return server->paired / 2;
 }
 
+/* Someone away or missing their end still holds a place. */
 static bool is_open(enum session_state state)
 {
 	return state != SESSION_GONE && state != SESSION_CLOSING;
+}
+
+static bool in_conversation(enum session_state state)
+{
+	return state == SESSION_PAIRED || state == SESSION_AWAY;
 }
 
 void server_session_moved(struct server *server, struct session *session, int from_state)
@@ -164,16 +181,19 @@ void server_session_moved(struct server *server, struct session *session, int fr
 
 	if (from == SESSION_GONE)
 		LIST_INSERT_HEAD(&server->sessions, session, entry);
+	server->state_changed = true;
 	server->clients += is_open(to) - is_open(from);
-	server->paired += (to == SESSION_PAIRED) - (from == SESSION_PAIRED);
+	server->paired += in_conversation(to) - in_conversation(from);
 	/* Counted by server_may_wait on the way in. */
 	if (from == SESSION_WAITING)
 		address_counts_remove(server->waiting, SESSION_KEY(session));
-	if (to == SESSION_GONE) {
-		/* Counted by server_accept before the session was made. */
+	/* Counted by server_accept before the session was made, for as long
+	 * as it has its connection (a person who comes back takes over the
+	 * newcomer's, and with it its count). */
+	if ((to == SESSION_GONE || to == SESSION_AWAY) && session->conn)
 		address_counts_remove(server->addresses, SESSION_KEY(session));
+	if (to == SESSION_GONE)
 		LIST_REMOVE(session, entry);
-	}
 }
 
 bool server_may_wait(struct server *server, const struct session *session)
@@ -197,6 +217,7 @@ void server_apply_config(struct server *server, const struct config *config)
 
 	server->config = *config;
 	LIST_FOREACH(session, &server->sessions, entry)
-		connection_set_limits(session->conn, config->server.max_line,
-				      config->server.max_queue);
+		if (session->conn)
+			connection_set_limits(session->conn, config->server.max_line,
+					      config->server.max_queue);
 }

@@ -27,10 +27,15 @@ struct server {
 	struct address_counts *addresses; /* connections per address, for max_per_address */
 	struct address_counts *waiting;   /* of those, waiting in a room */
 	struct penalty_box flooders;      /* addresses turned away for a while */
-	LIST_HEAD(, session) sessions;    /* every open connection */
+	LIST_HEAD(, session) sessions;    /* every session, those away too */
 	unsigned clients;                 /* sessions not yet closing */
-	unsigned paired;                  /* sessions in a conversation: two per conversation */
+	unsigned paired;                  /* sessions in a conversation, away ones too: two per
+					     conversation */
 	struct tls_config *tls;           /* the certificate in force; NULL: no TLS */
+	int state_fd;                     /* state.c's memfd in the service manager's store; -1:
+					     nothing is kept */
+	bool state_changed;               /* since the state was last written */
+	bool state_lost;                  /* a state passed at start was discarded */
 	unsigned long next_id;
 	bool stopping;
 	server_paired_fn *paired_hook;

@@ -1,11 +1,12 @@
 /*
- * session: one person's state machine, and the conversations between two
- * of them. command.c calls in with what each line asks for, the connection
- * with its other events, the server with accepted sockets, its tick and its
- * stop; session calls the pairing and conversation policies and writes to
- * the connections. Every change of a session's state goes through
- * set_state, which checks the transition, keeps the server's counts and
- * leaves the room a waiter was in.
+ * session: one person's state machine. command.c calls in with what each
+ * line asks for, the connection with its other events, the server with
+ * accepted sockets, its tick and its stop; session calls the pairing
+ * policy and writes to the connections. Every change of a session's state
+ * goes through session_set_state, which checks the transition, keeps the
+ * server's counts and leaves the room a waiter was in. The conversations
+ * between two are session_conversation.c's; what outlives a connection is
+ * session_resume.c's.
  */
 #include "session.h"
 
@@ -15,8 +16,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "conversation.h"
 #include "log.h"
+#include "session_impl.h"
 #include "tls.h"
 
 /* How long a closing connection may take to read its last lines. */
@@ -24,31 +25,31 @@
 
 const char session_default_name[] = "guest";
 
-static struct buffer *output(struct session *session)
-{
-	return connection_output(session->conn);
-}
-
-static uint64_t now_ms(const struct session *session)
-{
-	return event_now_ms(session->server->loop);
-}
-
 struct session *session_partner(const struct session *session)
 {
 	return session->conversation ? session->conversation->side[1 - session->side] : NULL;
 }
 
-/* The one writer of session->state. */
-static void set_state(struct session *session, enum session_state to)
+void session_set_state(struct session *session, enum session_state to)
 {
 	enum session_state from = session->state;
-	assert(to == SESSION_CLOSING || to == SESSION_GONE || to > from);
-	assert((from == SESSION_GONE) == (to == SESSION_NEW) &&
+	/* Forward only, but for coming back from AWAY. */
+	assert(to == SESSION_CLOSING || to == SESSION_GONE || to > from ||
+	       (from == SESSION_AWAY && to == SESSION_PAIRED));
+	/* Born NEW, or away, restored from the last daemon's state. */
+	assert((from == SESSION_GONE) ==
+		       (to == SESSION_NEW ||
+			(session->resume && session->resume->restored && session->conn == NULL &&
+			 (to == SESSION_AWAY || to == SESSION_MISSED) && from == SESSION_GONE)) &&
 	       (from != SESSION_CLOSING || to == SESSION_GONE));
-	/* In a conversation exactly while paired, and on its own side there. */
-	assert((session->conversation != NULL) == (to == SESSION_PAIRED));
-	assert(to != SESSION_PAIRED || session->conversation->side[session->side] == session);
+	/* In a conversation exactly while paired or away, and on its own side there. */
+	assert((session->conversation != NULL) == (to == SESSION_PAIRED || to == SESSION_AWAY));
+	assert(session->conversation == NULL ||
+	       session->conversation->side[session->side] == session);
+	/* Away exactly while it has no connection, and only with resume. */
+	assert(to == SESSION_GONE || to == SESSION_AWAY || to == SESSION_MISSED ||
+	       session->conn != NULL);
+	assert(to != SESSION_AWAY || session->resume != NULL);
 	/* Still in the room unless the pairing just took it away. */
 	if (from == SESSION_WAITING)
 		pairing_leave(session->server->pairing, session->room, session);
@@ -89,15 +90,16 @@ struct session *session_create(struct server *server, int fd, const struct socka
 		return NULL;
 	}
 	connection_use_tls(session->conn, encrypted);
-	set_state(session, SESSION_NEW);
-	session_queued(session, protocol_append_hello(output(session), server->config.server.name));
+	session_set_state(session, SESSION_NEW);
+	session_queued(session,
+		       protocol_append_hello(session_output(session), server->config.server.name));
 	return session;
 }
 
 void session_queued(struct session *session, int rc)
 {
 	/* Dropped already: its ending is logged once, when the loop ends it. */
-	if (connection_is_aborted(session->conn))
+	if (session->conn == NULL || connection_is_aborted(session->conn))
 		return;
 	if (rc < 0) {
 		/* Backpressure keeps queues under half; a full one means the
@@ -120,9 +122,12 @@ void session_queued(struct session *session, int rc)
 void session_drained(void *ctx)
 {
 	struct session *session = ctx;
-	if (session->state == SESSION_PAIRED)
-		connection_pause_reading(session_partner(session)->conn, false);
-	if (session->state != SESSION_CLOSING)
+	struct session *partner = session_partner(session);
+
+	if (partner && partner->conn && session_partner_keeps_up(partner))
+		connection_pause_reading(partner->conn, false);
+	if (session->state != SESSION_CLOSING && session_partner_keeps_up(session) &&
+	    !session->rate_paused)
 		connection_pause_reading(session->conn, false);
 }
 
@@ -131,154 +136,42 @@ void session_bye(struct session *session, enum bye_reason reason, const char *te
 	if (session->state == SESSION_CLOSING)
 		return;
 	session->conversation = NULL;
-	set_state(session, SESSION_CLOSING);
-	session_queued(session, protocol_append_bye(output(session), reason, text));
+	session_set_state(session, SESSION_CLOSING);
+	session_queued(session, protocol_append_bye(session_output(session), reason, text));
 	connection_close_after_flush(session->conn);
-}
-
-/* --- Conversations ------------------------------------------------------- */
-
-/* Whether all of the conversation is encrypted: to those who asked, and to
- * someone on TLS whose partner is not (no v1 line changes for anyone else). */
-static void tell_encryption(struct session *session, const struct session *partner)
-{
-	bool mine = connection_tls(session->conn), theirs = connection_tls(partner->conn);
-	char text[PROTOCOL_NAME_BYTES + 120];
-
-	if (session->caps & CAP_SECURE) {
-		session_queued(session, protocol_append_secure(output(session), mine && theirs));
-	} else if (mine && !theirs) {
-		snprintf(text, sizeof(text),
-			 "%s is connected without TLS: what you both write crosses their network "
-			 "unencrypted.",
-			 partner->name);
-		session_queued(session, protocol_append_info(output(session), text));
-	}
-}
-
-/* waiter was at the meeting point first; caller came second and speaks first. */
-static int pair(struct session *waiter, struct session *caller, enum chat_mode mode)
-{
-	struct server *server = waiter->server;
-	struct conversation *conversation = conversation_create(waiter, caller, mode, now_ms(waiter));
-	if (conversation == NULL)
-		return -1;
-	for (int side = 0; side < 2; side++) {
-		struct session *session = conversation->side[side];
-		session->conversation = conversation;
-		session->side = side;
-		set_state(session, SESSION_PAIRED);
-	}
-	for (int side = 0; side < 2; side++) {
-		struct session *session = conversation->side[side];
-		session_queued(session, protocol_append_paired(
-						output(session), session_partner(session)->name, mode,
-						turn_first_for(&conversation->turn, side)));
-		tell_encryption(session, session_partner(session));
-	}
-	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
-		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
-		 caller->room, protocol_mode_name(mode));
-	if (server->paired_hook)
-		server->paired_hook(server->paired_hook_data, waiter, caller);
-	return 0;
-}
-
-/* Queues output for to; a partner that is behind holds back from's lines (in
- * its socket, and in TCP's window beyond) until it has read what it has. */
-static void session_relayed(struct session *from, struct session *to, int rc)
-{
-	session_queued(to, rc);
-	if (connection_backlogged(to->conn))
-		connection_pause_reading(from->conn, true);
-}
-
-enum error_code session_say(struct session *from, const char *text, size_t len, bool action)
-{
-	struct conversation *conversation = from->conversation;
-	struct session *to = session_partner(from);
-	enum error_code refused;
-	int rc;
-
-	if (from->state != SESSION_PAIRED)
-		return ERR_NOT_PAIRED;
-	if ((refused = conversation_may_speak(conversation, from->side)) != ERR_UNKNOWN)
-		return refused;
-	conversation_spoke(conversation, from->side, now_ms(from));
-	if (!action) {
-		rc = protocol_append_msg(output(to), text, len);
-	} else if (to->caps & CAP_ACTION) {
-		rc = protocol_append_action(output(to), text, len);
-	} else {
-		rc = protocol_append_action_as_msg(output(to), from->name, text, len);
-	}
-	session_relayed(from, to, rc);
-	return ERR_UNKNOWN;
-}
-
-enum error_code session_typing(struct session *from)
-{
-	if (from->state != SESSION_PAIRED)
-		return ERR_NOT_PAIRED;
-	struct session *to = session_partner(from);
-	if (conversation_typing(from->conversation, from->side, now_ms(from)) &&
-	    (to->caps & CAP_TYPING))
-		session_relayed(from, to, protocol_append_typing(output(to)));
-	return ERR_UNKNOWN;
-}
-
-/*
- * Ends the conversation session is in. leaver (session, or NULL when it
- * ends for both alike) hears leaver_reason unless it is gone already
- * (tell_leaver false); the other side hears other_reason. Both then close;
- * those granted done learn first how many of their messages got through.
- */
-static void end_conversation(struct session *session, struct session *leaver,
-			     enum bye_reason leaver_reason, bool tell_leaver,
-			     enum bye_reason other_reason)
-{
-	struct conversation *conversation = session->conversation;
-	struct session *a = conversation->side[0], *b = conversation->side[1];
-
-	log_info("conversation of #%lu %s and #%lu %s ended: %s%s%s", a->id, a->name, b->id, b->name,
-		 leaver ? leaver->name : "", leaver ? " " : "",
-		 protocol_bye_name(leaver ? leaver_reason : other_reason));
-	for (int side = 0; side < 2; side++) {
-		struct session *s = conversation->side[side];
-		s->conversation = NULL;
-		if (s == leaver && !tell_leaver)
-			continue;
-		if (s->caps & CAP_DONE)
-			session_queued(
-				s, protocol_append_relayed(output(s), conversation->relayed[side]));
-		session_bye(s, s == leaver ? leaver_reason : other_reason, NULL);
-	}
-	conversation_destroy(conversation);
 }
 
 void session_expel(struct session *session, enum bye_reason reason)
 {
 	if (session->state == SESSION_PAIRED)
-		end_conversation(session, session, reason, true, BYE_PEER_LOST);
+		session_end_conversation(session, session, reason, true, BYE_PEER_LOST);
 	else
 		session_bye(session, reason, NULL);
 }
 
 void session_shutdown(struct session *session)
 {
-	if (session->state == SESSION_PAIRED)
-		end_conversation(session, NULL, BYE_SHUTDOWN, false, BYE_SHUTDOWN);
-	else
-		session_bye(session, BYE_SHUTDOWN, NULL);
+	if (session->resume && session->resume->kept) {
+		session_leave_quietly(session);
+		return;
+	}
+	if (session->state == SESSION_PAIRED || session->state == SESSION_AWAY)
+		session_end_conversation(session, NULL, BYE_SHUTDOWN, false, BYE_SHUTDOWN);
+	if (session->state == SESSION_MISSED) {
+		/* Nobody can come back to a server that is gone. */
+		session_free(session);
+		return;
+	}
+	session_bye(session, BYE_SHUTDOWN, NULL);
 }
 
 void session_drop(struct session *session, const char *why)
 {
 	log_info("#%lu %s: %s", session->id, SESSION_WHERE(session), why);
 	if (session->state == SESSION_PAIRED)
-		end_conversation(session, session, BYE_PEER_LOST, false, BYE_PEER_LOST);
+		session_end_conversation(session, session, BYE_PEER_LOST, false, BYE_PEER_LOST);
 	if (session->state != SESSION_CLOSING)
-		set_state(session, SESSION_CLOSING);
+		session_set_state(session, SESSION_CLOSING);
 	connection_abort(session->conn);
 }
 
@@ -309,13 +202,14 @@ enum error_code session_join(struct session *session, const char *room, size_t r
 				    "Too many people from your address are waiting; try later");
 			return ERR_UNKNOWN;
 		}
-		set_state(session, SESSION_WAITING);
+		session_set_state(session, SESSION_WAITING);
 		log_info("#%lu %s (%s) waits in room '%s'", session->id, session->name,
 			 SESSION_WHERE(session), session->room);
-		session_queued(session, protocol_append_waiting(output(session), session->room));
+		session_queued(session,
+			       protocol_append_waiting(session_output(session), session->room));
 		return ERR_UNKNOWN;
 	}
-	if (waiter == NULL || pair(waiter, session, waiter->mode) < 0) {
+	if (waiter == NULL || session_pair(waiter, session, waiter->mode) < 0) {
 		log_warnx("#%lu: out of memory while joining", session->id);
 		if (waiter)
 			session_bye(waiter, BYE_SHUTDOWN, "The server is out of memory");
@@ -324,34 +218,11 @@ enum error_code session_join(struct session *session, const char *room, size_t r
 	return ERR_UNKNOWN;
 }
 
-enum error_code session_done(struct session *session)
-{
-	if (session->state != SESSION_PAIRED)
-		return ERR_NOT_PAIRED;
-	struct conversation *conversation = session->conversation;
-	struct session *partner = session_partner(session);
-	if (conversation->done[session->side])
-		return ERR_UNKNOWN;
-	log_info("#%lu %s is done sending", session->id, session->name);
-	if (conversation_done(conversation, session->side)) {
-		end_conversation(session, NULL, BYE_DONE, false, BYE_DONE);
-		return ERR_UNKNOWN;
-	}
-	if (partner->caps & CAP_DONE) {
-		session_relayed(session, partner, protocol_append_done(output(partner)));
-	} else {
-		char text[PROTOCOL_NAME_BYTES + 40];
-		snprintf(text, sizeof(text), "%s has nothing more to send.", session->name);
-		session_relayed(session, partner, protocol_append_info(output(partner), text));
-	}
-	return ERR_UNKNOWN;
-}
-
 void session_quit(struct session *session)
 {
 	log_info("#%lu %s quits", session->id, session->name);
 	if (session->state == SESSION_PAIRED)
-		end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
+		session_end_conversation(session, session, BYE_QUIT, true, BYE_PEER_QUIT);
 	else
 		session_bye(session, BYE_QUIT, NULL);
 }
@@ -361,16 +232,26 @@ void session_end(void *ctx, enum connection_end end)
 {
 	struct session *session = ctx;
 	const char *why = end == CONNECTION_ERROR ? connection_tls_error(session->conn) : NULL;
+	if (session_go_away(session, end))
+		return;
 	if (session->state != SESSION_CLOSING) {
 		log_info("#%lu %s (%s): connection %s%s%s", session->id, session->name,
 			 SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost",
 			 why ? ": " : "", why ? why : "");
 		if (session->state == SESSION_PAIRED)
-			end_conversation(session, session, BYE_PEER_LOST, false, BYE_PEER_LOST);
+			session_end_conversation(session, session, BYE_PEER_LOST, false,
+						 BYE_PEER_LOST);
 	}
 	log_debug("#%lu disconnected", session->id);
-	set_state(session, SESSION_GONE);
-	connection_destroy(session->conn);
+	session_free(session);
+}
+
+void session_free(struct session *session)
+{
+	session_set_state(session, SESSION_GONE);
+	if (session->conn)
+		connection_destroy(session->conn);
+	resume_destroy(session->resume);
 	free(session->refused);
 	if (session->name != session_default_name)
 		free((char *)session->name);
@@ -378,23 +259,12 @@ void session_end(void *ctx, enum connection_end end)
 	free(session);
 }
 
-/* Both people hear it before the idle timeout ends their conversation. */
-static void idle_warning(struct session *session, unsigned seconds)
-{
-	char text[96];
-	snprintf(text, sizeof(text),
-		 "Nothing has been said for a while; this conversation ends in %u seconds "
-		 "unless someone writes.",
-		 seconds);
-	for (int side = 0; side < 2; side++) {
-		struct session *s = session->conversation->side[side];
-		session_queued(s, protocol_append_info(output(s), text));
-	}
-}
-
 void session_tick(struct session *session, uint64_t now)
 {
 	const struct server_config *cfg = &session->server->config.server;
+
+	if (session_resume_tick(session, now))
+		return;
 	uint64_t closing = connection_closing_since(session->conn);
 	uint64_t stalled = connection_stalled_since(session->conn);
 
@@ -404,10 +274,10 @@ void session_tick(struct session *session, uint64_t now)
 			? conversation_idle(session->conversation, now, cfg->idle_timeout)
 			: IDLE_NOT_YET) {
 	case IDLE_END:
-		end_conversation(session, NULL, BYE_IDLE, false, BYE_IDLE);
+		session_end_conversation(session, NULL, BYE_IDLE, false, BYE_IDLE);
 		return;
 	case IDLE_WARN:
-		idle_warning(session, conversation_idle_lead(cfg->idle_timeout));
+		session_idle_warning(session, conversation_idle_lead(cfg->idle_timeout));
 		break;
 	case IDLE_NOT_YET:
 		break;

@@ -2,10 +2,14 @@
  * session: one person connected to the daemon, as an explicit state
  * machine: NEW (may set name, mode and capabilities) -> WAITING (at a
  * meeting point) -> PAIRED (in a conversation) -> CLOSING (BYE sent, output
- * draining), and GONE before it is created and once it is freed. Only
- * session.c writes the state; it also owns the conversations, whose rules
- * are conversation.c's. command.c turns each line into one of the
- * session_* actions below.
+ * draining), and GONE before it is created and once it is freed. Someone
+ * granted resume whose connection drops is AWAY (PAIRED without a
+ * connection) until they come back or resume_timeout ends their part, and
+ * MISSED when the conversation ended meanwhile (its last lines and BYE
+ * kept for them). Only the session module (session.c, session_resume.c)
+ * writes the state; it also owns the conversations, whose rules are
+ * conversation.c's. command.c turns each line into one of the session_*
+ * actions below.
  */
 #ifndef TURNCHAT_SESSION_H
 #define TURNCHAT_SESSION_H
@@ -23,10 +27,13 @@ enum session_state {
 	SESSION_NEW,
 	SESSION_WAITING,
 	SESSION_PAIRED,
+	SESSION_AWAY,   /* paired, its connection gone: resume may bring it back */
+	SESSION_MISSED, /* away when its conversation ended: resume hears how */
 	SESSION_CLOSING,
 };
 
 struct conversation;
+struct resume;
 
 /* The name a session has before /name ("guest"); not allocated. */
 extern const char session_default_name[];
@@ -36,21 +43,24 @@ extern const char session_default_name[];
  * made on demand. */
 struct session {
 	struct server *server;
-	struct connection *conn;
+	struct connection *conn;           /* NULL while AWAY or MISSED */
 	LIST_ENTRY(session) entry;         /* in server->sessions */
-	struct conversation *conversation; /* while PAIRED */
+	struct conversation *conversation; /* while PAIRED or AWAY */
 	struct refusals *refused;          /* once a line was refused */
+	struct resume *resume;             /* once paired, if granted resume */
 	unsigned long id;
 	uint64_t connected_ms;
 	struct rate_bucket rate;
 	union peer_address peer;
-	const char *name;    /* session_default_name, or its own copy */
-	char *room;          /* from /join on */
-	uint8_t state;       /* enum session_state, written by session.c alone */
-	uint8_t caps;        /* enum protocol_cap: what /caps granted */
-	uint8_t mode;        /* enum chat_mode */
-	uint8_t side;        /* 0 (waited) or 1 (came second) within the conversation */
-	uint8_t ipv6_prefix; /* as counted on arrival, so it is uncounted the same */
+	const char *name;        /* session_default_name, or its own copy */
+	char *room;              /* from /join on */
+	uint8_t state;           /* enum session_state, written by session.c alone */
+	uint8_t caps;            /* enum protocol_cap: what /caps granted */
+	uint8_t mode;            /* enum chat_mode */
+	uint8_t side;            /* 0 (waited) or 1 (came second) within the conversation */
+	uint8_t ipv6_prefix;     /* as counted on arrival, so it is uncounted the same */
+	uint8_t resume_failures; /* /resume refused on this connection */
+	bool rate_paused;        /* over the rate with resume: reading waits for the tick */
 };
 
 /* The address key it was counted under: SESSION_KEY(s) in an argument list. */
@@ -103,6 +113,35 @@ enum error_code session_say(struct session *session, const char *text, size_t le
 enum error_code session_typing(struct session *session);
 enum error_code session_done(struct session *session);
 void session_quit(struct session *session);
+
+/* Resume (session_resume.c). A numbered line (protocol_is_numbered) of
+ * session's was read; after it was acted on (refused or not), the sender
+ * hears how far its lines have got. */
+void session_numbered_read(struct session *session);
+void session_numbered_done(struct session *session);
+/* /ack: the partner's lines up to count arrived. */
+enum error_code session_ack(struct session *session, unsigned long count);
+/* Whether count acknowledges anything new (such an /ack costs no rate). */
+bool session_ack_is_news(const struct session *session, unsigned long count);
+/* /resume: session (a new connection) takes the place of the person the
+ * token names; session itself is freed when that succeeds. */
+enum error_code session_resume(struct session *session, const char *token, unsigned long received);
+/* Lines over the rate from someone granted resume are taken, and reading
+ * waits for the next tick instead of refusing them. */
+void session_over_rate(struct session *session);
+
+/* For state.c: whether session's part can outlive this daemon (it and its
+ * partner, if any, granted resume). */
+bool session_is_resumable(const struct session *session);
+/* A person as the last daemon kept them: AWAY in conversation at side, or
+ * MISSED when conversation is NULL. Takes over resume, name and room (even
+ * when it fails, returning NULL). */
+struct session *session_restore(struct server *server, struct resume *resume, char *name, char *room,
+				uint8_t caps, enum chat_mode mode, struct conversation *conversation,
+				int side);
+/* A state that turned out unsound: every session restored from it goes
+ * (at start, there are no others). */
+void session_forget_restored(struct server *server);
 /* Sends what a protocol_append_* call (its result rc) put in the output. */
 void session_queued(struct session *session, int rc);
 /* Ends this person's part for reason; a partner hears peer-lost. */
