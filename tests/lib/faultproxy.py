@@ -266,12 +266,14 @@ class FaultProxy:
     def refusing(self):
         return time.monotonic() < self._refuse_until
 
-    def chaos(self, period_s, count, rng=None, duration=None, faults=FAULTS):
+    def chaos(self, period_s, count, rng=None, duration=None, faults=FAULTS, hold_s=None):
         """Starts a Chaos: up to count faults, one every period_s on average
         (uniformly 0.5 to 1.5 times it), chosen among faults by rng (a
         random.Random; seeded from the clock if None), for at most duration
-        seconds (default: 2 * period_s * count). It stops by itself."""
-        chaos = Chaos(self, period_s, count, rng, duration, faults)
+        seconds (default: 2 * period_s * count). A stall or a refusal lasts
+        hold_s on average (0.5 to 1.5 times it; default period_s / 2), and
+        never past the end. It stops by itself."""
+        chaos = Chaos(self, period_s, count, rng, duration, faults, hold_s)
         self._chaos.append(chaos)
         chaos.start()
         return chaos
@@ -559,11 +561,11 @@ class FaultProxy:
 
 class Chaos(threading.Thread):
     """Faults at random intervals on a FaultProxy; see FaultProxy.chaos().
-    A stall lasts a random part of the period and ends with unstall (drop
-    or not, at random); a refusal lasts as long. When it ends, nothing it
-    started is still in force. done lists (seconds since start, fault)."""
+    A stall ends with unstall (drop or not, at random; drop if the chaos is
+    stopped meanwhile). When it ends, nothing it started is still in force:
+    no stall, no refusal. done lists (seconds since start, fault)."""
 
-    def __init__(self, proxy, period_s, count, rng, duration, faults):
+    def __init__(self, proxy, period_s, count, rng, duration, faults, hold_s=None):
         super().__init__(name=f"faultproxy-chaos:{proxy.port}", daemon=True)
         if period_s <= 0 or count < 0:
             raise ValueError("chaos needs a positive period and a count")
@@ -576,6 +578,7 @@ class Chaos(threading.Thread):
         self.rng = rng if rng is not None else random.Random()
         self.duration = duration if duration is not None else 2 * period_s * count
         self.faults = tuple(faults)
+        self.hold = hold_s if hold_s is not None else period_s / 2
         self.done = []
         self.error = None
         self._halt = threading.Event()
@@ -589,7 +592,6 @@ class Chaos(threading.Thread):
     def run(self):
         start = time.monotonic()
         deadline = start + self.duration
-        stalled = False
         try:
             for _ in range(self.count):
                 pause = self.rng.uniform(0.5, 1.5) * self.period
@@ -599,18 +601,16 @@ class Chaos(threading.Thread):
                     break
                 fault = self.rng.choice(self.faults)
                 self.done.append((round(time.monotonic() - start, 3), fault))
-                hold = self.rng.uniform(0.25, 0.75) * self.period
+                hold = self.rng.uniform(0.5, 1.5) * self.hold
                 if fault == "stall":
                     self.proxy.stall()
-                    stalled = True
-                    self._halt.wait(max(0.0, min(hold, deadline - time.monotonic())))
-                    drop = self.rng.random() < 0.5
+                    halted = self._halt.wait(max(0.0, min(hold, deadline - time.monotonic())))
+                    drop = self.rng.random() < 0.5 or halted  # stopped: nothing resumes
                     self.done.append((round(time.monotonic() - start, 3),
                                       "unstall(drop)" if drop else "unstall(keep)"))
                     self.proxy.unstall(drop=drop)
-                    stalled = False
                 elif fault == "refuse":
-                    self.proxy.refuse(hold)
+                    self.proxy.refuse(min(hold, deadline - time.monotonic()))
                 else:
                     getattr(self.proxy, fault)()
         except RuntimeError:
@@ -619,8 +619,6 @@ class Chaos(threading.Thread):
             self.error = error
         finally:
             try:
-                if stalled:
-                    self.proxy.unstall(drop=True)
                 self.proxy.refuse(0)
             except RuntimeError:
                 pass
