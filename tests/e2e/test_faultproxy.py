@@ -7,6 +7,7 @@ import hashlib
 import os
 import queue
 import random
+import select
 import socket
 import threading
 import time
@@ -185,15 +186,17 @@ def test_bytes_arrive_in_order_without_loss_or_duplication(echo_proxy):
 
 
 def test_a_slow_reader_gets_everything(proxy, upstream):
-    """The daemon's side reads 4 KiB at a time, pausing now and then, while
-    the client writes 2 MB at once: the proxy's writes fill the socket and
-    come out partial or not at all until the reader catches up."""
-    data = random.Random(8).randbytes(2 * 1024 * 1024)
+    """The daemon's side reads nothing for a while, then 4 KiB at a time
+    with pauses, while the client writes 8 MB at once: the proxy's writes
+    fill the socket and come out partial, or not at all, until the reader
+    catches up."""
+    data = random.Random(8).randbytes(8 * 1024 * 1024)
     client = dial(proxy)
     server = upstream.next()
     sender = threading.Thread(target=lambda: (client.sendall(data),
                                               client.shutdown(socket.SHUT_WR)))
     sender.start()
+    time.sleep(0.3)
     got = bytearray()
     reads = 0
     while True:
@@ -202,11 +205,38 @@ def test_a_slow_reader_gets_everything(proxy, upstream):
             break
         got += chunk
         reads += 1
-        if reads % 64 == 0:
-            time.sleep(0.02)
+        if reads % 256 == 0:
+            time.sleep(0.01)
     sender.join(TIMEOUT)
     assert bytes(got) == data
     client.close()
+
+
+def test_a_reader_that_never_reads_holds_the_writer_back(proxy, upstream):
+    """The proxy holds a bounded amount, as TCP does: a daemon that stops
+    reading soon stops the client's writes (turnchatd's backpressure and
+    slow_timeout rely on it), and nothing is lost meanwhile."""
+    client, server = through(proxy, upstream)
+    # The ends' own buffers fixed, so that what the kernel may hold is the
+    # proxy's two sockets' (tcp_rmem and tcp_wmem at most) and no more.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 256 * 1024)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 256 * 1024)
+    client.setblocking(False)
+    block = b"w" * 65536
+    sent = 0
+    deadline = time.monotonic() + 2
+    while sent < 256 * 1024 * 1024 and time.monotonic() < deadline:
+        try:
+            sent += client.send(block)
+        except BlockingIOError:
+            _, writable, _ = select.select([], [client], [], 0.5)
+            if not writable:
+                break  # held back
+    assert sent < 64 * 1024 * 1024, f"{sent} bytes went in with nobody reading"
+    got = 0
+    while got < sent:
+        got += len(server.recv(1024 * 1024))
+    assert got == sent
 
 
 def test_half_closes_are_forwarded_as_half_closes(proxy, upstream):
@@ -278,15 +308,23 @@ def test_cut_closes_both_sides_with_a_fin(proxy, upstream):
 
 
 def test_cut_is_a_fin_even_with_unread_bytes_held(proxy, upstream):
-    """Closing a socket with unread input sends a reset: cut() must not."""
+    """Closing a socket with unread input sends a reset, even after a FIN:
+    the other end then reads its end of file, but poll() and SO_ERROR say
+    the connection failed. cut() must not."""
     client, server = through(proxy, upstream)
     proxy.stall()
     client.sendall(b"x" * 100000)
     server.sendall(b"y" * 100000)
     time.sleep(0.1)
     proxy.cut()
-    assert fate(client) == "eof"
-    assert fate(server) == "eof"
+    for sock in (client, server):
+        assert fate(sock) == "eof"
+        time.sleep(0.05)  # for a reset, if one comes
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        [(_, events)] = poller.poll(0)
+        assert not events & select.POLLERR
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 
 
 def test_reset_resets_both_sides(proxy, upstream):
@@ -521,13 +559,27 @@ def test_chaos_stops_after_its_time(echo_proxy):
 def test_chaos_stall_in_progress_is_undone(echo_proxy):
     """A chaos stopped while a stall holds a connection drops it: no
     connection stays stalled once chaos is over."""
+    for seed in range(4):  # whatever unstall the stall would have ended with
+        client = dial(echo_proxy)
+        chaos = echo_proxy.chaos(0.05, 1, random.Random(seed), duration=60, faults=("stall",),
+                                 hold_s=30)
+        wait_for(lambda: chaos.done, "chaos stalling", interval=0.01)
+        chaos.stop()
+        assert not chaos.is_alive()
+        assert chaos.done[-1][1] == "unstall(drop)"
+        assert fate(client) == "reset"
+        assert echo_proxy.connections == 0
+
+
+def test_chaos_refusal_ends_with_it(echo_proxy):
+    chaos = echo_proxy.chaos(0.05, 1, random.Random(7), duration=60, faults=("refuse",),
+                             hold_s=30)
+    chaos.join(TIMEOUT)
+    assert chaos.done and not chaos.is_alive()
+    assert not echo_proxy.refusing
     client = dial(echo_proxy)
-    chaos = echo_proxy.chaos(0.2, 1, random.Random(6), faults=("stall",))
-    wait_for(lambda: chaos.done, "chaos stalling")
-    chaos.stop()
-    assert not chaos.is_alive()
-    assert fate(client) == "reset"
-    assert echo_proxy.connections == 0
+    client.sendall(b"open again")
+    assert recv_exactly(client, 10) == b"open again"
 
 
 def test_under_chaos_each_connection_gets_a_prefix_of_its_bytes(echo_proxy):
