@@ -292,6 +292,34 @@ def test_loopback_upstreams_are_taken(host):
     FaultProxy((host, 52928))  # not started: only the check
 
 
+def ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no ::1 here")
+def test_ipv6_loopback_both_ways():
+    """Listening on ::1 and forwarding to ::1."""
+    listener = socket.create_server(("::1", 0), family=socket.AF_INET6)
+    try:
+        with FaultProxy(("::1", listener.getsockname()[1]), host="::1") as proxy:
+            client = socket.create_connection(("::1", proxy.port), timeout=TIMEOUT)
+            server, peer = listener.accept()
+            assert peer[0] == "::1"
+            exchange(client, server)
+            proxy.cut()
+            assert fate(client) == "eof"
+            assert fate(server) == "eof"
+            client.close()
+            server.close()
+    finally:
+        listener.close()
+
+
 # --- Faults ---------------------------------------------------------------------------
 
 
