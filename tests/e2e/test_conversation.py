@@ -93,10 +93,14 @@ def test_ctrl_c_leaves_and_partner_is_told(daemon, tmp_path):
     assert finish(cloud) == 0
 
 
-def test_client_crash_gives_peer_lost(daemon, tmp_path):
+def test_client_crash_gives_peer_lost_once_nobody_comes_back(make_daemon, tmp_path):
+    """The partner is told at once that Barret is away, and then, after the
+    server's resume_timeout, that the conversation is over."""
+    daemon = make_daemon(server_settings="resume_timeout = 1;")
     cloud, barret = start_conversation(daemon, tmp_path)
     barret.expect_exact("Barret> ")
     barret.kill(9)
+    cloud.expect_exact("Barret's connection dropped; waiting up to 1 seconds for them to come back.")
     cloud.expect_exact("The connection to Barret was lost.")
     assert finish(cloud) == 1
 

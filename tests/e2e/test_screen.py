@@ -233,17 +233,24 @@ def test_5_a_script_learns_that_lines_never_arrived(tmp_path):
 
 # --- 6. Notices on their own lines, nothing half-typed passed off as sent ---------------
 
-def test_6_a_lost_connection_is_never_glued_to_the_input_line(daemon, panes):
+def test_6_a_lost_connection_is_never_glued_to_the_input_line(make_daemon, panes):
+    """The server is gone for good: the client tries to come back for as
+    long as the server would have waited (resume_timeout), saying so on a
+    row of its own, then gives up and says what was not sent."""
+    daemon = make_daemon(server_settings="resume_timeout = 1;")
     cloud, barret = free_pair(daemon, panes)
     barret.type("typing something")
     barret.wait_for("Barret> typing something")
     daemon.proc.kill()
     daemon.proc.wait()
+    barret.wait_for("Barret (reconnecting\u2026)> typing something")
     assert barret.exit_status() == 1
     rows = barret.rows()
     assert in_order(rows, [
-        f"-- turnchat: the connection to 127.0.0.1 port {daemon.port} was lost",
-        "-- The connection is lost: not sent, the line you were typing:",
+        "-- Connection lost; reconnecting...",
+        "-- turnchat: the conversation could not be resumed: no way back to 127.0.0.1",
+        f"   port {daemon.port} in 1 seconds (Connection refused)",
+        "-- The conversation is over: not sent, the line you were typing:",
         "-- typing something"]), rows
     assert not any("Barret>" in row for row in rows), rows
 
