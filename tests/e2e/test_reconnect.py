@@ -4,19 +4,24 @@ that cuts, resets, stalls and half-opens their connections while they
 talk. Every line must arrive exactly once and in order, the turn must be
 kept, and both must exit 0; the terminal client must say what happens and
 keep a half-typed line; a script that cannot get back must say which lines
-may not have arrived and exit 1."""
+may not have arrived and exit 1. Over TLS, it must come back to the same
+server, and to no other."""
 
 import functools
 import shutil
+import socket
+import ssl
 import subprocess
+import threading
 import time
 
 import pytest
 
 from conftest import client_env
 from faultproxy import FaultProxy
+from test_tls import make_certificate, tls_daemon  # noqa: F401
 from tmux_pane import Pane
-from turnchat_helpers import TIMEOUT, TURNCHAT, Tool, write_config
+from turnchat_helpers import TIMEOUT, TURNCHAT, TURNCHATD, Tool, write_config
 
 # Long enough for a reconnect after a stall, which keepalive finds in 2 s.
 SLOW = 4 * TIMEOUT
@@ -226,3 +231,103 @@ def test_the_terminal_says_what_happens_and_keeps_the_half_typed_line(daemon, pr
     finally:
         barret.close()
         cloud.close()
+
+
+# --- Over TLS -------------------------------------------------------------------------
+
+tls_only = pytest.mark.skipif(
+    "built without TLS" in subprocess.run([TURNCHATD, "-c", "/dev/null", "--fingerprint"],
+                                          capture_output=True, text=True).stderr,
+    reason="turnchatd built without TLS (-Dtls=disabled)")
+
+
+@tls_only
+def test_over_tls_it_comes_back_to_the_same_server(tls_daemon, tmp_path):  # noqa: F811
+    d = tls_daemon()
+    popen = functools.partial(subprocess.Popen, env=client_env(tmp_path), text=False)
+    with FaultProxy(upstream=("127.0.0.1", d.tls_port)) as proxy:
+        cloud = Tool([TURNCHAT, "-c", str(d.config), "-n", "Cloud", "--free"], popen=popen)
+        d.wait_for_log("Cloud (127.0.0.1")
+        config = write_config(tmp_path / "barret.conf", d.port,
+                              settings=f"tls_port = {proxy.port};")
+        barret = Tool([TURNCHAT, "-c", str(config), "-n", "Barret", "--free", "--tls"],
+                      popen=popen)
+        try:
+            barret.expect("Paired with 'Cloud' (free mode). Type '/q' to quit.")
+            lines = [f"over TLS {i}" for i in range(4)]
+            for i, text in enumerate(lines):
+                barret.send(text)
+                inject(proxy, "reset" if i % 2 else "cut")
+                cloud.expect(f"Barret: {text}", SLOW)
+            barret.proc.stdin.close()
+            cloud.proc.stdin.close()
+            status, err = ended(barret)
+            assert status == 0, err
+            assert err.count("Reconnected.") >= 2, err
+            clean(err)
+            arrived_once_in_order(cloud, "Barret", lines)
+            assert ended(cloud)[0] == 0
+        finally:
+            cloud.close()
+            barret.close()
+
+
+def impostor(port, crt, key, received):
+    """A TLS server with another key on port, from now on: it greets as
+    turnchatd would and keeps whatever a client sends it after the
+    handshake. Returns its listening socket, to close."""
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", port))
+    listener.listen(8)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(crt), str(key))
+
+    def serve():
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                sock.settimeout(2)
+                with context.wrap_socket(sock, server_side=True) as tls:
+                    tls.sendall(b"HELLO turnchat 1 turnchatd\n")
+                    while chunk := tls.recv(4096):
+                        received.append(chunk)
+            except (OSError, ssl.SSLError):
+                pass
+            finally:
+                sock.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return listener
+
+
+@tls_only
+def test_over_tls_a_server_with_another_key_never_gets_the_token(tls_daemon, tmp_path):  # noqa: F811
+    d = tls_daemon(server_settings="resume_timeout = 2;")
+    popen = functools.partial(subprocess.Popen, env=client_env(tmp_path), text=False)
+    cloud = Tool([TURNCHAT, "-c", str(d.config), "-n", "Cloud", "--free"], popen=popen)
+    d.wait_for_log("Cloud (127.0.0.1")
+    config = write_config(tmp_path / "barret.conf", d.port, settings=f"tls_port = {d.tls_port};")
+    barret = Tool([TURNCHAT, "-c", str(config), "-n", "Barret", "--free", "--tls"], popen=popen)
+    received, listener = [], None
+    try:
+        barret.send("before the switch")
+        cloud.expect("Barret: before the switch")
+        # The daemon dies; someone else, with another key, takes its port.
+        d.proc.kill()
+        d.proc.wait()
+        crt, key = make_certificate(tmp_path, "impostor")
+        listener = impostor(d.tls_port, crt, key, received)
+        status, err = ended(barret)
+        assert status == 1
+        assert ("its TLS key is not the one it showed when the conversation began" in
+                err.replace("\n", " ")), err
+        assert received == [], "nothing, the token least of all, goes to another key"
+    finally:
+        if listener:
+            listener.close()
+        cloud.close()
+        barret.close()
