@@ -140,13 +140,11 @@ static void abandon_attempt(struct chat *chat)
 	resume->attempt_by = 0;
 	snprintf(resume->why, sizeof(resume->why), "no answer in %d seconds",
 		 RECONNECT_ATTEMPT_MS / 1000);
-	if (resume->dial) {
-		dial_cancel(resume->dial);
-		resume->dial = NULL;
-		plan_attempt(chat);
-	} else if (chat->conn) {
-		connection_abort(chat->conn); /* its end plans the next attempt */
-	}
+	dial_cancel(resume->dial);
+	resume->dial = NULL;
+	connection_destroy(chat->conn);
+	chat->conn = NULL;
+	plan_attempt(chat);
 }
 
 void reconnect_greeted(struct chat *chat)
@@ -255,8 +253,11 @@ static uint64_t keepalive(struct chat *chat, uint64_t now)
 		resume->ping_at = now;
 		chat_send(chat, protocol_append_command(connection_output(chat->conn), "ping", NULL));
 	} else if (resume->ping_at != 0 && now >= resume->ping_at + period) {
-		snprintf(resume->why, sizeof(resume->why), "no answer to /ping");
-		connection_abort(chat->conn); /* its end starts reconnecting */
+		/* Dropped here and now, not through connection_abort: a line typed
+		 * before its end came round would find the output closed. */
+		connection_destroy(chat->conn);
+		chat->conn = NULL;
+		reconnect_after_drop(chat);
 		return 0;
 	}
 	return resume->ping_at ? resume->ping_at + period : resume->heard_at + period;
