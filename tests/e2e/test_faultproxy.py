@@ -18,6 +18,14 @@ from faultproxy import FaultProxy
 from turnchat_helpers import TIMEOUT, Raw, free_port, pair, wait_for
 
 QUIET = 0.3  # seconds of silence that count as "nothing arrives"
+OPENED = []  # the tests' own client sockets, closed after each test
+
+
+@pytest.fixture(autouse=True)
+def close_clients():
+    yield
+    while OPENED:
+        OPENED.pop().close()
 
 
 class Upstream:
@@ -101,8 +109,16 @@ def echo_proxy(echo):
 
 def dial(proxy):
     sock = socket.create_connection(("127.0.0.1", proxy.port), timeout=TIMEOUT)
+    OPENED.append(sock)
     sock.settimeout(TIMEOUT)
     return sock
+
+
+def raw(proxy):
+    """A turnchat_helpers.Raw through proxy."""
+    client = Raw(proxy.port)
+    OPENED.append(client.sock)
+    return client
 
 
 def through(proxy, upstream):
@@ -309,6 +325,7 @@ def test_ipv6_loopback_both_ways():
         with FaultProxy(("::1", listener.getsockname()[1]), host="::1") as proxy:
             client = socket.create_connection(("::1", proxy.port), timeout=TIMEOUT)
             server, peer = listener.accept()
+            OPENED.extend((client, server))
             assert peer[0] == "::1"
             exchange(client, server)
             proxy.cut()
@@ -655,7 +672,7 @@ def daemon_proxy(daemon):
 
 
 def test_turnchatd_cut_one_side_is_peer_lost_to_the_other(daemon, daemon_proxy):
-    waiter, caller = pair(lambda: Raw(daemon_proxy.port))
+    waiter, caller = pair(lambda: raw(daemon_proxy))
     assert daemon_proxy.connections == 2
     converse = [(caller, waiter, "Hey Cloud, you there?"), (waiter, caller, "Yeah.")]
     for speaker, listener, text in converse:
@@ -675,7 +692,7 @@ def test_turnchatd_cut_one_side_is_peer_lost_to_the_other(daemon, daemon_proxy):
 
 
 def test_turnchatd_cut_everyone(daemon, daemon_proxy):
-    waiter, caller = pair(lambda: Raw(daemon_proxy.port))
+    waiter, caller = pair(lambda: raw(daemon_proxy))
     assert daemon_proxy.cut() == 2
     assert waiter.closed()
     assert caller.closed()
@@ -687,7 +704,7 @@ def test_turnchatd_cut_everyone(daemon, daemon_proxy):
 def test_turnchatd_half_open_caller(daemon, daemon_proxy):
     """The caller's network dies one way: turnchatd sees a reset and tells
     the waiter; the caller hears nothing at all."""
-    waiter, caller = pair(lambda: Raw(daemon_proxy.port))
+    waiter, caller = pair(lambda: raw(daemon_proxy))
     assert daemon_proxy.half_open(only=1) == 1
     assert waiter.line() == "BYE peer-lost"
     daemon.wait_for_log("connection lost")
@@ -699,7 +716,7 @@ def test_turnchatd_half_open_caller(daemon, daemon_proxy):
 
 
 def test_turnchatd_stall_then_resume(daemon, daemon_proxy):
-    waiter, caller = pair(lambda: Raw(daemon_proxy.port))
+    waiter, caller = pair(lambda: raw(daemon_proxy))
     daemon_proxy.stall()
     caller.send("Are you getting this?")
     assert waiter.quiet(QUIET)
@@ -710,7 +727,7 @@ def test_turnchatd_stall_then_resume(daemon, daemon_proxy):
 
 
 def test_turnchatd_reset_one_side(daemon, daemon_proxy):
-    waiter, caller = pair(lambda: Raw(daemon_proxy.port))
+    waiter, caller = pair(lambda: raw(daemon_proxy))
     daemon_proxy.reset(only=1)
     with pytest.raises(ConnectionResetError):
         caller.line()
