@@ -199,6 +199,45 @@ def test_installed_client(listening):
             client.wait()
 
 
+def test_installed_clients_carry_on_across_a_restart(listening):
+    """Two installed clients (scripts, in free mode) keep their conversation
+    through `systemctl restart turnchat.service`: turnchatd leaves it in the
+    service manager's file descriptor store, the next one takes it up, and
+    the clients come back by themselves. Every line arrives once."""
+    box = listening
+    cloud = Tool(["turnchat", "-n", "Cloud", "--free"], popen=box.popen)
+    barret = None
+    try:
+        cloud.expect("Waiting for a partner in room 'lobby'...")
+        barret = Tool(["turnchat", "-n", "Barret", "--free"], popen=box.popen)
+        barret.expect("Paired with 'Cloud' (free mode). Type '/q' to quit.")
+        barret.send("before the restart")
+        cloud.expect("Barret: before the restart")
+        cloud.send("me too")
+        barret.expect("Cloud: me too")
+        pid = main_pid(box)
+        box.systemctl("restart", "turnchat.service")
+        assert main_pid(box) != pid
+        barret.send("after the restart")
+        cloud.expect("Barret: after the restart", 30)
+        cloud.send("still here")
+        barret.expect("Cloud: still here", 30)
+        cloud.proc.stdin.close()
+        barret.proc.stdin.close()
+        statuses = cloud.proc.wait(30), barret.proc.wait(30)
+        errors = cloud.proc.stderr.read().decode(), barret.proc.stderr.read().decode()
+        assert statuses == (0, 0), errors
+        assert all("Reconnected." in err for err in errors), errors
+        for tool, speaker, lines in ((cloud, "Barret", ["before the restart", "after the restart"]),
+                                     (barret, "Cloud", ["me too", "still here"])):
+            shown = [line for line in tool.lines if line and line.startswith(f"{speaker}: ")]
+            assert shown == [f"{speaker}: {line}" for line in lines], shown
+    finally:
+        cloud.close()
+        if barret:
+            barret.close()
+
+
 def _read_until(proc, text, timeout=10):
     seen = b""
     deadline = time.monotonic() + timeout
