@@ -124,10 +124,15 @@ void session_drained(void *ctx)
 	struct session *session = ctx;
 	struct session *partner = session_partner(session);
 
-	if (partner && partner->conn && session_partner_keeps_up(partner))
-		connection_pause_reading(partner->conn, false);
-	if (session->state != SESSION_CLOSING && session_partner_keeps_up(session) &&
-	    !session->rate_paused)
+	if (partner)
+		session_read_on(partner);
+	session_read_on(session);
+}
+
+void session_read_on(struct session *session)
+{
+	if (session->conn && session->state != SESSION_CLOSING && !session->rate_paused &&
+	    !session->turn_held && session_partner_keeps_up(session))
 		connection_pause_reading(session->conn, false);
 }
 

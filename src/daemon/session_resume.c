@@ -55,6 +55,14 @@ static void tell_ack(struct session *sender)
 	}
 }
 
+void session_heard(struct session *session)
+{
+	if (session->resume && session->resume->previous_good) {
+		session->resume->previous_good = false;
+		explicit_bzero(session->resume->previous, PROTOCOL_TOKEN_HEX);
+	}
+}
+
 void session_numbered_read(struct session *session)
 {
 	if (session->resume && session->state == SESSION_PAIRED)
@@ -121,6 +129,7 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 	if (r->sent < r->acked) {
 		/* They had it before the daemon restarted from an older state. */
 		r->sent++;
+		session_turn_passed(to);
 		return;
 	}
 	/* A v1 sender has no numbers of its own; only ACK would use them. */
@@ -138,6 +147,16 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 		session_relayed(from, to, buffer_append(session_output(to), line, line_len));
 	else if (from->conn && !session_partner_keeps_up(from))
 		connection_pause_reading(from->conn, true);
+	session_turn_passed(to);
+}
+
+void session_turn_passed(struct session *to)
+{
+	/* A line that came out of turn waited for this one. */
+	if (to->turn_held) {
+		to->turn_held = false;
+		session_read_on(to);
+	}
 }
 
 bool session_ack_is_news(const struct session *session, unsigned long count)
@@ -155,8 +174,7 @@ enum error_code session_ack(struct session *session, unsigned long count)
 	session->server->state_changed = true;
 	if (partner) {
 		tell_ack(partner);
-		if (partner->conn && session_partner_keeps_up(partner))
-			connection_pause_reading(partner->conn, false);
+		session_read_on(partner);
 	}
 	return ERR_UNKNOWN;
 }
@@ -220,8 +238,7 @@ bool session_resume_tick(struct session *session, uint64_t now)
 	}
 	if (session->rate_paused) {
 		session->rate_paused = false;
-		if (session_partner_keeps_up(session))
-			connection_pause_reading(session->conn, false);
+		session_read_on(session);
 	}
 	if (r == NULL || session->state != SESSION_PAIRED)
 		return false;
@@ -234,6 +251,14 @@ bool session_resume_tick(struct session *session, uint64_t now)
 		return true;
 	}
 	return false;
+}
+
+void session_wait_turn(struct session *session)
+{
+	/* It comes again when the turn does, and is counted then. */
+	session->resume->read--;
+	session->turn_held = true;
+	connection_hold_line(session->conn);
 }
 
 void session_over_rate(struct session *session)
@@ -313,6 +338,9 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 	/* Its partner heard of a drop only if it was AWAY. */
 	bool was_away = person->conn == NULL;
 	take_over(person, session);
+	/* Good until the client speaks on this connection (session_heard). */
+	memcpy(r->previous, token, PROTOCOL_TOKEN_HEX);
+	r->previous_good = true;
 	r->acked_told = 0;
 	r->unacked_since = 0;
 	if (person->state == SESSION_MISSED) {
@@ -355,8 +383,7 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 		if (was_away)
 			session_queued(partner, protocol_append_info(session_output(partner), text));
 		tell_ack(partner);
-		if (session_partner_keeps_up(partner))
-			connection_pause_reading(partner->conn, false);
+		session_read_on(partner);
 	}
 	return ERR_UNKNOWN;
 }
