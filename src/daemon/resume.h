@@ -34,6 +34,7 @@ struct resume {
 	unsigned long missed_relayed;
 	uint8_t missed_bye;  /* enum bye_reason */
 	uint8_t missed_mode; /* enum chat_mode */
+	bool ended;          /* the missed_ fields say how its conversation ended */
 	bool restored;       /* by this daemon from the last one's state (state.c) */
 	bool kept;           /* in the state written as the daemon stops */
 	/* Records, one per line sent and not acknowledged: the number the

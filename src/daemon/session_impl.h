@@ -70,10 +70,11 @@ void session_turn_passed(struct session *to);
 /* The connection of someone granted resume ended without a word: true
  * when they are now AWAY and may come back. */
 bool session_go_away(struct session *session, enum connection_end end);
-/* The conversation of an AWAY session ended with bye: it becomes MISSED,
- * and keeps what it will be told of it. */
-void session_missed(struct session *session, const struct conversation *conversation,
-		    enum bye_reason bye);
+/* The conversation of someone granted resume ended with bye: they keep
+ * what they are to be told of it, should their connection not deliver it;
+ * someone AWAY becomes MISSED. */
+void session_note_ending(struct session *session, const struct conversation *conversation,
+			 enum bye_reason bye);
 /* The once-a-second look for the resume part: an AWAY or MISSED session
  * whose time is up, a client that acknowledges nothing. True when session
  * was dealt with (freed, even). */

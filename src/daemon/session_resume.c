@@ -184,8 +184,22 @@ bool session_go_away(struct session *session, enum connection_end end)
 	struct session *partner = session_partner(session);
 	char text[PROTOCOL_NAME_BYTES + 96];
 
-	if (session->state != SESSION_PAIRED || session->resume == NULL ||
-	    resume_timeout(session) == 0 || session->server->stopping)
+	if (session->resume == NULL || resume_timeout(session) == 0 || session->server->stopping)
+		return false;
+	if (session->state == SESSION_CLOSING && session->resume->ended && end == CONNECTION_ERROR) {
+		/* Its BYE may never have arrived (a connection broken without a
+		 * word, found out by the closing's time limit): it is kept, with
+		 * the lines not acknowledged, for when they come back. */
+		log_info("#%lu %s (%s): connection lost before the end of the conversation was read; "
+			 "kept up to %u seconds",
+			 session->id, session->name, SESSION_WHERE(session), resume_timeout(session));
+		session_set_state(session, SESSION_MISSED);
+		connection_destroy(session->conn);
+		session->conn = NULL;
+		session->resume->away_since = session_now(session);
+		return true;
+	}
+	if (session->state != SESSION_PAIRED)
 		return false;
 	log_info("#%lu %s (%s): connection %s; their part waits up to %u seconds", session->id,
 		 session->name, SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost",
@@ -206,18 +220,22 @@ bool session_go_away(struct session *session, enum connection_end end)
 	return true;
 }
 
-void session_missed(struct session *session, const struct conversation *conversation,
-		    enum bye_reason bye)
+void session_note_ending(struct session *session, const struct conversation *conversation,
+			 enum bye_reason bye)
 {
 	struct resume *r = session->resume;
 	int side = conversation->side[0] == session ? 0 : 1;
 
+	if (r == NULL)
+		return;
 	free(r->missed_peer);
 	r->missed_peer = strdup(conversation->side[1 - side]->name);
 	r->missed_mode = (uint8_t)conversation->turn.mode;
 	r->missed_bye = (uint8_t)bye;
 	r->missed_relayed = conversation->relayed[side];
-	session_set_state(session, SESSION_MISSED);
+	r->ended = true;
+	if (session->state == SESSION_AWAY)
+		session_set_state(session, SESSION_MISSED);
 }
 
 bool session_resume_tick(struct session *session, uint64_t now)
@@ -275,7 +293,8 @@ static struct session *find_token(struct session *asking, const char *token)
 	LIST_FOREACH(s, &asking->server->sessions, entry)
 		if (s != asking && s->resume &&
 		    (s->state == SESSION_PAIRED || s->state == SESSION_AWAY ||
-		     s->state == SESSION_MISSED) &&
+		     s->state == SESSION_MISSED ||
+		     (s->state == SESSION_CLOSING && s->resume->ended && !s->resume->kept)) &&
 		    resume_token_is(s->resume, token))
 			return s;
 	return NULL;
@@ -305,7 +324,8 @@ static void take_over(struct session *person, struct session *newcomer)
 		/* Broken without a word, as far as we can tell: the newest wins. */
 		log_info("#%lu %s: its old connection (%s) is replaced; closing it", person->id,
 			 person->name, SESSION_WHERE(person));
-		session_set_state(person, SESSION_AWAY);
+		session_set_state(person,
+				  person->state == SESSION_CLOSING ? SESSION_MISSED : SESSION_AWAY);
 		connection_disown(person->conn);
 		person->conn = NULL;
 	}

@@ -236,6 +236,7 @@ static struct session *get_person(struct server *server, struct reader *r,
 		free(peer);
 		return NULL;
 	}
+	resume->ended = conversation == NULL;
 	resume->missed_peer = peer && *peer ? peer : NULL;
 	if (resume->missed_peer == NULL)
 		free(peer);

@@ -279,3 +279,32 @@ def test_a_stopping_server_does_not_wait_for_those_away(daemon):
     assert daemon.stop() == 0
     assert time.monotonic() - started < 3
     assert barret.line() in ("RELAYED 0", "BYE shutdown")
+
+
+def test_an_ending_on_a_connection_broken_unnoticed_is_told_on_return(daemon):
+    """Cloud's network died without a word just before Barret left: the
+    server's BYE went into a dead connection. Cloud comes back and learns
+    what Barret said and how it ended, on the spot or after the closing's
+    time limit."""
+    cloud, barret, cloud_token, _ = resumable_pair(daemon)
+    barret.send("bye now")
+    barret.send("/q")
+    assert barret.line() == "RELAYED 1"
+    assert barret.line() == "BYE quit"
+    back, resumed = come_back(daemon, cloud_token, 0)
+    assert resumed == "RESUMED 0 Barret turns -"
+    assert [back.line() for _ in range(3)] == ["MSG bye now", "RELAYED 0", "BYE peer-quit"]
+    assert back.closed()
+
+
+def test_an_ending_whose_bye_was_never_collected_waits_for_its_person(daemon):
+    cloud, barret, cloud_token, _ = resumable_pair(daemon)
+    barret.send("bye now")
+    barret.send("/q")
+    assert barret.line() == "RELAYED 1"
+    # Cloud's old connection never closes: after the closing's time limit
+    # the server gives up on it and keeps the ending for Cloud.
+    daemon.wait_for_log("connection lost before the end of the conversation was read", 10)
+    back, resumed = come_back(daemon, cloud_token, 0)
+    assert resumed == "RESUMED 0 Barret turns -"
+    assert [back.line() for _ in range(3)] == ["MSG bye now", "RELAYED 0", "BYE peer-quit"]
