@@ -234,7 +234,7 @@ def test_conversations_survive_restart_crash_and_reinstall(box, packages):
             wait_journal(box, since, "50 conversations and 100 people kept by the last turnchatd")
             time.sleep(3)  # talking on, resumed
         box.write(finish, "")
-        out, _ = driver.communicate(timeout=240)
+        out, _ = driver.communicate(timeout=150)
     finally:
         if driver.poll() is None:
             driver.kill()
