@@ -104,11 +104,17 @@ int protocol_append_pong(struct buffer *out)
 	return append_line(out, SRV_PONG, NULL, 0, NULL, 0);
 }
 
-int protocol_append_ack(struct buffer *out, unsigned long delivered)
+/* "KEYWORD n": RELAYED, ACK. */
+static int append_count(struct buffer *out, enum server_keyword keyword, unsigned long count)
 {
 	char number[24];
-	int len = snprintf(number, sizeof(number), "%lu", delivered);
-	return append_line(out, SRV_ACK, number, (size_t)len, NULL, 0);
+	int len = snprintf(number, sizeof(number), "%lu", count);
+	return append_line(out, keyword, number, (size_t)len, NULL, 0);
+}
+
+int protocol_append_ack(struct buffer *out, unsigned long delivered)
+{
+	return append_count(out, SRV_ACK, delivered);
 }
 
 int protocol_append_msg(struct buffer *out, const char *text, size_t len)
@@ -174,9 +180,7 @@ int protocol_append_done(struct buffer *out)
 
 int protocol_append_relayed(struct buffer *out, unsigned long count)
 {
-	char number[24];
-	int len = snprintf(number, sizeof(number), "%lu", count);
-	return append_line(out, SRV_RELAYED, number, (size_t)len, NULL, 0);
+	return append_count(out, SRV_RELAYED, count);
 }
 
 int protocol_append_secure(struct buffer *out, bool both_encrypted)
