@@ -101,6 +101,7 @@ void chat_send(struct chat *chat, int rc)
 	}
 	/* An acknowledgement due goes with the line, in the same write. */
 	receipt_append_ack(chat);
+	chat->writes++;
 	connection_flush(chat->conn);
 }
 

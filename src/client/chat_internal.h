@@ -84,6 +84,7 @@ struct chat {
 	uint64_t typing_sent_at; /* the last /typing */
 	uint64_t typing_due_at;  /* when the partner may be told again that we type */
 	unsigned long sent;      /* messages (and /me) sent in this conversation */
+	unsigned long writes;    /* chat_send calls: whether anything went since */
 	unsigned long refused;   /* of those, how many the server refused with ERR */
 	unsigned long lost;      /* lines the person finished that never reached the partner */
 	bool relayed_known;
@@ -123,8 +124,6 @@ struct connection *chat_connect(struct chat *chat, int fd, struct tls *tls);
 void reply_line(struct chat *chat, const char *text, size_t len);
 /* The capabilities to ask for, the same on every connection. */
 unsigned reply_wanted_caps(const struct chat *chat);
-/* Sets the turn from a PAIRED or RESUMED line's first, for mode. */
-void reply_set_first(struct chat *chat, enum first_speaker first);
 
 /* input.c */
 void input_line(struct chat *chat, const char *line, size_t len);

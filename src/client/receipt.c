@@ -115,14 +115,10 @@ void receipt_send_again(struct chat *chat, unsigned long from)
 	size_t skip = from > resume->delivered ? (size_t)(from - resume->delivered) : 0;
 	int rc = 0;
 
-	for (size_t i = skip; i < count && rc == 0; i++) {
-		const struct outbox_line *line = outbox_peek(&resume->unacked, i);
-		rc = append_line(connection_output(chat->conn), line);
-		/* It takes the turn again as it did the first time; shown then already. */
-		if (line->kind != OUTBOX_DONE && chat->mode == CHAT_MODE_TURNS &&
-		    chat->turn == UI_MY_TURN)
-			chat_set_turn(chat, UI_PEER_TURN);
-	}
+	/* At once, whoever's turn it is: each took its turn when it was first
+	 * sent (and shown), and the server holds one early until its turn. */
+	for (size_t i = skip; i < count && rc == 0; i++)
+		rc = append_line(connection_output(chat->conn), outbox_peek(&resume->unacked, i));
 	if (skip < count)
 		chat_send(chat, rc);
 }

@@ -169,9 +169,9 @@ void reconnect_resumed(struct chat *chat, const struct server_line *line)
 	resume->resumed = true;
 	resume->resumed_at = line->count;
 	resume->attempt_by = 0; /* what follows may be a long replay */
-	chat->mode = line->mode;
-	if (!chat->quit_sent)
-		reply_set_first(chat, line->first);
+	/* The turn stays as we counted it, not RESUMED's first: a server that
+	 * restarted from an older state has an older turn, which comes right
+	 * once our lines sent again arrive (turnchat-protocol(7)). */
 	chat_say(chat, UI_PROBLEM, "Reconnected.");
 	/* Ours go again only once TOKEN says the conversation goes on: if it
 	 * ended meanwhile, the partner's last lines, RELAYED and BYE follow. */
@@ -192,12 +192,20 @@ void reconnect_token(struct chat *chat, const struct server_line *line)
 	resume->heard_at = event_now_ms(chat->loop);
 	if (resume->leave_when_delivered)
 		resume->leave_by = resume->heard_at + CHAT_RECEIPT_WAIT_MS;
+	unsigned long writes = chat->writes;
 	receipt_send_again(chat, resume->resumed_at);
 	/* A /q the drop swallowed: the partner is told now, not after a timeout. */
 	if (chat->quit_sent && chat->state == CHAT_PAIRED)
 		chat_send(chat, protocol_append_command(connection_output(chat->conn), "q", NULL));
 	if (chat->state == CHAT_PAIRED)
 		input_flush(chat);
+	/* The old token is good until we say something here: with nothing to
+	 * say, an /ack spends it, so nobody else can come back with it. */
+	if (chat->state == CHAT_PAIRED && chat->writes == writes) {
+		resume->acked = resume->received;
+		chat_send(chat, protocol_append_ack_command(connection_output(chat->conn),
+							    resume->received));
+	}
 }
 
 void reconnect_refused(struct chat *chat, const struct server_line *line)

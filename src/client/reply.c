@@ -32,24 +32,18 @@ static void start_pairing(struct chat *chat, const struct server_line *line)
 			 protocol_mode_name(line->mode),
 			 line->mode == CHAT_MODE_TURNS ? "you take turns" : "you both type freely");
 	chat->waiting = false;
-	if (line->mode == CHAT_MODE_FREE)
+	if (line->mode == CHAT_MODE_FREE) {
 		chat_say(chat, UI_NOTICE, "Type whenever you like; %s's lines appear as they arrive.",
 			 peer);
-	else if (line->first == FIRST_YOU)
-		chat_say(chat, UI_NOTICE, "You speak first.");
-	else
-		chat_say(chat, UI_NOTICE, "Waiting for %s's reply...", peer);
-	reply_set_first(chat, line->first);
-	input_flush(chat);
-}
-
-void reply_set_first(struct chat *chat, enum first_speaker first)
-{
-	/* After a /done on either side, nobody waits for a turn again. */
-	if (chat->mode == CHAT_MODE_FREE || first == FIRST_NONE || chat->done_sent || chat->peer_done)
 		chat_set_turn(chat, UI_FREE);
-	else
-		chat_set_turn(chat, first == FIRST_YOU ? UI_MY_TURN : UI_PEER_TURN);
+	} else if (line->first == FIRST_YOU) {
+		chat_say(chat, UI_NOTICE, "You speak first.");
+		chat_set_turn(chat, UI_MY_TURN);
+	} else {
+		chat_say(chat, UI_NOTICE, "Waiting for %s's reply...", peer);
+		chat_set_turn(chat, UI_PEER_TURN);
+	}
+	input_flush(chat);
 }
 
 /* Says what the server's RELAYED count tells: lines that never arrived. */
