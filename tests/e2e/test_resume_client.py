@@ -151,8 +151,10 @@ def test_after_a_drop_it_resumes_with_the_count_and_sends_again_only_what_was_mi
     assert server.line() == "/ack 3"
     drop(server, how)
 
-    # The second drop uses the newer token; this time nothing is missing.
+    # The second drop uses the newer token; this time nothing is missing,
+    # and with nothing to say it spends the old token with an /ack at once.
     server = come_back(fake, TOKEN2, 3, 3, new_token=TOKEN3)
+    assert server.line() == "/ack 3"
     assert server.quiet(0.7)
     client.stdin.close()
     assert server.line() == "/done"
@@ -195,6 +197,21 @@ def test_in_turns_mode_a_line_lost_in_the_drop_goes_again_and_keeps_its_turn(fak
     server.send("BYE quit")
     status, out, err = finish(client)
     assert status == 0, err
+
+
+def test_the_turn_stays_as_counted_not_as_an_older_server_says(fake, scripts):
+    """After a restart from an older state the server's turn may be behind:
+    RESUMED says it is ours, but we spoke last, so it is Cloud's."""
+    client = scripts(fake)
+    server = pair(fake, mode="turns", first="you")
+    feed(client, "one\ntwo\n")
+    assert server.line() == "one"
+    drop(server, "close")
+    server = come_back(fake, TOKEN1, 0, 1, mode="turns", first="you")
+    assert server.line() == "/ack 0", "nothing to send again: the old token is spent"
+    assert server.quiet(0.7), "two waits for Cloud's turn"
+    server.send("MSG your turn")
+    assert server.line() == "two"
 
 
 def test_no_session_lists_the_lines_that_may_not_have_arrived_and_exits_1(fake, scripts):
@@ -243,6 +260,7 @@ def test_keepalive_pings_a_silent_server_and_one_that_stays_silent_is_a_drop(fak
     assert 0.7 < time.monotonic() - answered < 2
     # No answer this time: a second later the client is back on a new connection.
     server = come_back(fake, TOKEN1, 0, 0)
+    assert server.line() == "/ack 0"
     feed(client, "still here\n")
     assert server.line() == "still here"
     client.stdin.close()
@@ -301,6 +319,7 @@ def test_the_terminal_says_it_reconnects_and_keeps_the_half_typed_line(fake, pan
     pane.wait(lambda rows: rows[-1] == "Barret (reconnecting\u2026)> half typed",
               "the reconnecting prompt with the line still there")
     server = come_back(fake, TOKEN1, 0, 1)
+    assert server.line() == "/ack 0"
     pane.wait_for("-- Reconnected.")
     pane.wait(lambda rows: rows[-1] == "Barret> half typed", "the line kept")
     pane.type(", finished")
