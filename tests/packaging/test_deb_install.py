@@ -239,6 +239,7 @@ def test_conversations_survive_restart_crash_and_reinstall(box, packages):
         if driver.poll() is None:
             driver.kill()
             driver.wait()
+        shutil.rmtree(box.root + inside, ignore_errors=True)  # purge must find nothing
     text = out.decode(errors="replace")
     report = json.loads(text.strip().splitlines()[-1])
     assert report["problems"] == [], text[-3000:]
