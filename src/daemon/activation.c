@@ -18,6 +18,30 @@
 #ifdef HAVE_LIBSYSTEMD
 #include <systemd/sd-daemon.h>
 
+static int passed_state = -1;
+
+int activation_take_state(void)
+{
+	int fd = passed_state;
+	passed_state = -1;
+	return fd;
+}
+
+bool activation_can_keep_state(void)
+{
+	return getenv("NOTIFY_SOCKET") != NULL;
+}
+
+int activation_keep_state(int fd)
+{
+	return sd_pid_notify_with_fds(0, 0, "FDSTORE=1\nFDNAME=state", &fd, 1) > 0 ? 0 : -1;
+}
+
+void activation_forget_state(void)
+{
+	sd_notify(0, "FDSTOREREMOVE=1\nFDNAME=state");
+}
+
 int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port)
 {
 	char **names = NULL;
@@ -35,6 +59,12 @@ int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsig
 		const char *name = names && names[i] ? names[i] : "unnamed";
 		char where[128];
 
+		if (strcmp(name, "state") == 0 && passed_state < 0) {
+			/* Not a socket: what the last turnchatd kept (state.c). */
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			passed_state = fd;
+			continue;
+		}
 		if (sd_is_socket(fd, AF_UNSPEC, SOCK_STREAM, 1) <= 0) {
 			/* Accept=yes would hand over a connection, not a listener: one
 			 * daemon must see everyone to pair them, so that cannot work. */
@@ -101,6 +131,23 @@ void activation_watchdog(void)
 }
 
 #else /* built without libsystemd: nothing is passed, nobody listens */
+
+int activation_take_state(void)
+{
+	return -1;
+}
+bool activation_can_keep_state(void)
+{
+	return false;
+}
+int activation_keep_state(int fd)
+{
+	(void)fd;
+	return -1;
+}
+void activation_forget_state(void)
+{
+}
 
 int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port)
 {

@@ -1,8 +1,10 @@
 /*
  * activation: the one module that talks to the service manager through
- * libsystemd: sockets handed over at start (socket activation), and state
- * notifications (READY, STATUS, RELOADING, STOPPING, WATCHDOG). Built
- * without libsystemd, it finds no sockets and notifies nobody.
+ * libsystemd: sockets handed over at start (socket activation), state
+ * notifications (READY, STATUS, RELOADING, STOPPING, WATCHDOG), and the
+ * file descriptor store that keeps the conversations' state (state.c)
+ * across restarts. Built without libsystemd, it finds no sockets, keeps
+ * nothing and notifies nobody.
  */
 #ifndef TURNCHAT_ACTIVATION_H
 #define TURNCHAT_ACTIVATION_H
@@ -19,6 +21,16 @@ struct listener;
  * passed socket cannot be used (reported through the log).
  */
 int activation_adopt_sockets(struct listener *plain, struct listener *tls, unsigned tls_port);
+
+/* The state memfd the service manager kept for us (FDNAME=state), passed
+ * with the sockets; -1 if none. Once: the caller owns it. */
+int activation_take_state(void);
+/* Whether a service manager may keep a state for us (NOTIFY_SOCKET). */
+bool activation_can_keep_state(void);
+/* Hands fd to the store (FDSTORE=1, FDNAME=state); -1 on failure. */
+int activation_keep_state(int fd);
+/* Takes it out again: a state that could not be read is not passed on. */
+void activation_forget_state(void);
 
 void activation_ready(void);
 void activation_reloading(void);

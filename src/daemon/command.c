@@ -13,6 +13,7 @@
 
 #include "log.h"
 #include "session.h"
+#include "state.h"
 #include "tls.h"
 
 /* The summary of what a window refused beyond its first line (see quota.h). */
@@ -59,7 +60,10 @@ static void refuse(struct session *session, enum error_code code)
 	snprintf(text, sizeof(text), "Line too long (the limit is %zu bytes); it was not sent",
 		 session->server->config.server.max_line);
 	session_queued(session, protocol_append_error(connection_output(session->conn), code,
-						      code == ERR_TOO_LONG ? text : NULL));
+						      code == ERR_TOO_LONG ? text
+						      : code == ERR_NO_SESSION
+							      ? state_lost_note(session->server)
+							      : NULL));
 }
 
 static enum error_code set_name(struct session *session, const char *name, size_t len)

@@ -97,7 +97,7 @@ static size_t record_length(const char *data, size_t available)
 
 bool resume_acknowledge(struct resume *resume, unsigned long count)
 {
-	if (count > resume->sent)
+	if (count > resume->sent && !resume->restored)
 		return false;
 	while (resume->acked < count) {
 		size_t len = buffer_length(&resume->replay);

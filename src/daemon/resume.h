@@ -29,6 +29,8 @@ struct resume {
 	unsigned long missed_relayed;
 	uint8_t missed_bye;  /* enum bye_reason */
 	uint8_t missed_mode; /* enum chat_mode */
+	bool restored;       /* by this daemon from the last one's state (state.c) */
+	bool kept;           /* in the state written as the daemon stops */
 	/* Records, one per line sent and not acknowledged: the number the
 	 * sender gave it (8 bytes), then the line as sent, LF included. */
 	struct buffer replay;
@@ -53,7 +55,9 @@ size_t resume_record_begin(struct resume *resume, unsigned long seq);
 int resume_record_end(struct resume *resume, size_t mark, int rc, const char **line, size_t *len);
 
 /* The person acknowledged lines up to count: the records up to it go.
- * False when count is more than was sent (a client in error). */
+ * False when count is more than was sent (a client in error), unless the
+ * state was restored: then the last daemon may have sent more than it
+ * wrote down before it ended, and the lines up to count are not sent again. */
 bool resume_acknowledge(struct resume *resume, unsigned long count);
 
 /* The sender's number of the first line not yet acknowledged, or 0 when

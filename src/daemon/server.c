@@ -12,6 +12,7 @@
 #include "log.h"
 #include "command.h"
 #include "session.h"
+#include "state.h"
 
 static void server_tick(void *data);
 
@@ -19,6 +20,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 {
 	memset(server, 0, sizeof(*server));
 	server->loop = loop;
+	server->state_fd = -1;
 	LIST_INIT(&server->sessions);
 	server->config = *config;
 	server->pairing = pairing_create();
@@ -32,6 +34,7 @@ int server_init(struct server *server, struct event_loop *loop, const struct con
 
 void server_finish(struct server *server)
 {
+	state_finish(server);
 	pairing_destroy(server->pairing);
 	server->pairing = NULL;
 	address_counts_destroy(server->addresses);
@@ -121,6 +124,7 @@ static void server_tick(void *data)
 		command_log_refusals(session, false);
 		session_tick(session, now);
 	}
+	state_save_if_changed(server);
 }
 
 void server_stop(struct server *server)
@@ -132,6 +136,8 @@ void server_stop(struct server *server)
 	server->stopping = true;
 	log_notice("shutting down: %u clients, %u conversations", server->clients,
 		   server_conversations(server));
+	/* Those kept in the state hear nothing: they resume with the next daemon. */
+	state_save_for_stop(server);
 	/* Those away are freed as they are told, and only they. */
 	for (session = LIST_FIRST(&server->sessions); session; session = next) {
 		next = LIST_NEXT(session, entry);
@@ -175,6 +181,7 @@ void server_session_moved(struct server *server, struct session *session, int fr
 
 	if (from == SESSION_GONE)
 		LIST_INSERT_HEAD(&server->sessions, session, entry);
+	server->state_changed = true;
 	server->clients += is_open(to) - is_open(from);
 	server->paired += in_conversation(to) - in_conversation(from);
 	/* Counted by server_may_wait on the way in. */

@@ -32,6 +32,10 @@ struct server {
 	unsigned paired;                  /* sessions in a conversation, away ones too: two per
 					     conversation */
 	struct tls_config *tls;           /* the certificate in force; NULL: no TLS */
+	int state_fd;                     /* state.c's memfd in the service manager's store; -1:
+					     nothing is kept */
+	bool state_changed;               /* since the state was last written */
+	bool state_lost;                  /* a state passed at start was discarded */
 	unsigned long next_id;
 	bool stopping;
 	server_paired_fn *paired_hook;

@@ -129,6 +129,19 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 /* Lines over the rate from someone granted resume are taken, and reading
  * waits for the next tick instead of refusing them. */
 void session_over_rate(struct session *session);
+
+/* For state.c: whether session's part can outlive this daemon (it and its
+ * partner, if any, granted resume). */
+bool session_is_resumable(const struct session *session);
+/* A person as the last daemon kept them: AWAY in conversation at side, or
+ * MISSED when conversation is NULL. Takes over resume, name and room (even
+ * when it fails, returning NULL). */
+struct session *session_restore(struct server *server, struct resume *resume, char *name, char *room,
+				uint8_t caps, enum chat_mode mode, struct conversation *conversation,
+				int side);
+/* A state that turned out unsound: every session restored from it goes
+ * (at start, there are no others). */
+void session_forget_restored(struct server *server);
 /* Sends what a protocol_append_* call (its result rc) put in the output. */
 void session_queued(struct session *session, int rc);
 /* Ends this person's part for reason; a partner hears peer-lost. */

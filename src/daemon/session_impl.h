@@ -1,8 +1,9 @@
 /*
  * session_impl: what the two files of the session module share, and
- * nobody else includes. session.c holds a session's life and its
- * conversations; session_resume.c what keeps a conversation going across
- * connections (turnchat-protocol(7), "Resuming a conversation").
+ * nobody else includes. session.c holds a session's life and its states,
+ * session_conversation.c the conversations between two, session_resume.c
+ * what keeps a conversation going across connections and daemons
+ * (turnchat-protocol(7), "Resuming a conversation").
  */
 #ifndef TURNCHAT_SESSION_IMPL_H
 #define TURNCHAT_SESSION_IMPL_H
@@ -44,6 +45,13 @@ void session_relayed(struct session *from, struct session *to, int rc);
 /* Whether session may be read from again: its partner is not behind. */
 bool session_partner_keeps_up(const struct session *session);
 
+/* session_conversation.c, for session.c: */
+/* waiter was at the meeting point first; caller came second and speaks
+ * first. -1 when out of memory. */
+int session_pair(struct session *waiter, struct session *caller, enum chat_mode mode);
+/* Both people hear it before the idle timeout ends their conversation. */
+void session_idle_warning(struct session *session, unsigned seconds);
+
 /* session_resume.c, for session.c: */
 /* After PAIRED: someone granted resume hears their token. -1 when out of memory. */
 int session_grant_resume(struct session *session);
@@ -65,5 +73,8 @@ void session_missed(struct session *session, const struct conversation *conversa
  * whose time is up, a client that acknowledges nothing. True when session
  * was dealt with (freed, even). */
 bool session_resume_tick(struct session *session, uint64_t now);
+/* The daemon stops and session's part is in the state it kept: its
+ * connection closes without a word (or, away, it is freed). */
+void session_leave_quietly(struct session *session);
 
 #endif

@@ -30,6 +30,7 @@ int session_grant_resume(struct session *session)
 		session->resume = resume_create(session->server->config.server.max_queue);
 	if (session->resume == NULL || resume_new_token(session->resume) < 0)
 		return -1;
+	session->server->state_changed = true;
 	session_queued(session, protocol_append_token(session_output(session), session->resume->token,
 						      resume_timeout(session)));
 	return 0;
@@ -116,6 +117,7 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 				append_numbered(session_output(to), from, to, kind, text, len));
 		return;
 	}
+	to->server->state_changed = true;
 	if (r->sent < r->acked) {
 		/* They had it before the daemon restarted from an older state. */
 		r->sent++;
@@ -150,6 +152,7 @@ enum error_code session_ack(struct session *session, unsigned long count)
 	if (session->resume == NULL || !resume_acknowledge(session->resume, count))
 		return ERR_BAD_COMMAND;
 	session->resume->unacked_since = 0;
+	session->server->state_changed = true;
 	if (partner) {
 		tell_ack(partner);
 		if (partner->conn && session_partner_keeps_up(partner))
@@ -297,7 +300,7 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 {
 	struct session *person, *partner;
 	struct resume *r;
-	char text[PROTOCOL_NAME_BYTES + 16];
+	char text[PROTOCOL_NAME_BYTES + 96];
 
 	if (session->state != SESSION_NEW)
 		return ERR_BUSY;
@@ -342,14 +345,103 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 							      connection_tls(partner->conn)));
 	tell_ack(person);
 	session_queued(person, resume_replay(r, session_output(person)));
-	if (partner->conn) {
+	if (partner->conn == NULL) {
+		snprintf(text, sizeof(text),
+			 "%s is not back yet; their part waits up to %u seconds from when they left.",
+			 partner->name, resume_timeout(person));
+		session_queued(person, protocol_append_info(session_output(person), text));
+	} else {
 		snprintf(text, sizeof(text), "%s is back.", person->name);
 		if (was_away)
-			session_queued(partner,
-				       protocol_append_info(session_output(partner), text));
+			session_queued(partner, protocol_append_info(session_output(partner), text));
 		tell_ack(partner);
 		if (session_partner_keeps_up(partner))
 			connection_pause_reading(partner->conn, false);
 	}
 	return ERR_UNKNOWN;
+}
+
+/* --- Across daemons (state.c) --------------------------------------------- */
+
+bool session_is_resumable(const struct session *session)
+{
+	const struct session *partner = session_partner(session);
+
+	if (session->resume == NULL)
+		return false;
+	if (session->state == SESSION_MISSED)
+		return true;
+	return (session->state == SESSION_PAIRED || session->state == SESSION_AWAY) &&
+	       partner->resume != NULL;
+}
+
+void session_leave_quietly(struct session *session)
+{
+	struct conversation *conversation = session->conversation;
+
+	if (conversation) {
+		/* Its partner is kept too, and goes the same way in its turn. */
+		conversation->side[0]->conversation = NULL;
+		conversation->side[1]->conversation = NULL;
+		conversation_destroy(conversation);
+	}
+	if (session->conn == NULL) {
+		session_free(session);
+		return;
+	}
+	log_info("#%lu %s: closing without a word; they resume with the next turnchatd", session->id,
+		 session->name);
+	session_set_state(session, SESSION_CLOSING);
+	connection_abort(session->conn);
+}
+
+struct session *session_restore(struct server *server, struct resume *resume, char *name, char *room,
+				uint8_t caps, enum chat_mode mode, struct conversation *conversation,
+				int side)
+{
+	struct session *session = calloc(1, sizeof(*session));
+
+	if (session == NULL) {
+		resume_destroy(resume);
+		free(name);
+		free(room);
+		return NULL;
+	}
+	session->server = server;
+	session->id = ++server->next_id;
+	session->name = name;
+	session->room = room;
+	session->caps = caps;
+	session->mode = (uint8_t)mode;
+	session->side = (uint8_t)side;
+	session->resume = resume;
+	resume->restored = true;
+	/* Everyone has the whole resume_timeout from this start on. */
+	if (resume->away_since == 0)
+		resume->away_since = session_now(session);
+	rate_start(&session->rate, server->config.server.rate_burst, session_now(session));
+	if (conversation) {
+		conversation->side[side] = session;
+		session->conversation = conversation;
+		session_set_state(session, SESSION_AWAY);
+	} else {
+		session_set_state(session, SESSION_MISSED);
+	}
+	return session;
+}
+
+void session_forget_restored(struct server *server)
+{
+	struct session *session;
+
+	while ((session = LIST_FIRST(&server->sessions)) != NULL) {
+		struct conversation *conversation = session->conversation;
+		if (conversation) {
+			for (int side = 0; side < 2; side++)
+				if (conversation->side[side])
+					conversation->side[side]->conversation = NULL;
+			conversation_destroy(conversation);
+		}
+		session_free(session);
+	}
 }

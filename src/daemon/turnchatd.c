@@ -27,6 +27,7 @@
 #include "listener.h"
 #include "log.h"
 #include "server.h"
+#include "state.h"
 
 struct daemon {
 	struct event_loop *loop;
@@ -36,8 +37,7 @@ struct daemon {
 	const char *config_path;
 	bool config_explicit;
 	char config_option[4200]; /* "-c FILE " when given, for commands we suggest */
-	bool foreground;
-	bool verbose;
+	bool foreground, verbose;
 	bool managed; /* systemd or inetd owns the sockets and can start us again */
 };
 
@@ -413,6 +413,7 @@ int main(int argc, char **argv)
 		goto out;
 	if (dropped)
 		check_readable_after_drop(&daemon, &cfg.server, true);
+	state_start(&daemon.server);
 	if (daemon.managed && !to_stderr)
 		detach_stdio_from_socket();
 	if (event_add_signal(daemon.loop, SIGTERM, on_stop_signal, &daemon) < 0 ||
