@@ -177,6 +177,11 @@ class Resumable:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._lost(f"dropped ({how})", after)
 
+    def come_back(self):
+        """Tries to come back now, if away (after a drop held back by after)."""
+        if self.phase == "away":
+            self.reconnect_at = time.monotonic()
+
     def abandoned_closed(self):
         """True once the server closed every abandoned socket (what it sent
         before closing is thrown away: the resume replayed it)."""
