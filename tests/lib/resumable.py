@@ -10,9 +10,19 @@ did not get. Loop drives any number of them in one thread, on non-blocking
 sockets; lost_or_doubled() says whether every line of a pair arrived once,
 in order.
 
-Used by the end-to-end tests (tests/e2e/test_resumable_lib.py), the chaos
-test's resume actors (tests/chaos/resumers.py) and the system tests; each
-puts this folder on sys.path. Standard library only."""
+    loop = Loop()
+    cloud, barret = pair(loop, connector(port), mode="free")
+    cloud.say("hi")
+    barret.drop("reset")
+    loop.run(lambda: cloud.delivered and barret.delivered)
+    assert lost_or_doubled(cloud, barret) == []
+
+connect() may be any callable returning a connected socket (the system
+tests' box.connect, say); it runs in the Loop's thread, so a slow one
+holds the other clients meanwhile. Used by the end-to-end tests
+(tests/e2e/test_resumable_lib.py) and the chaos test's resume actors
+(tests/chaos/resumers.py); each puts this folder on sys.path. Standard
+library only."""
 
 import random
 import selectors
