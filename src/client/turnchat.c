@@ -202,11 +202,10 @@ int main(int argc, char **argv)
 		{"timestamps", no_argument, NULL, OPT_TIMESTAMPS},
 		{"bell", no_argument, NULL, OPT_BELL},
 		{"tls", no_argument, NULL, OPT_TLS},
-		{"config", required_argument, NULL, 'c'},
 		CLI_LONG_OPTIONS,
 		{NULL, 0, NULL, 0},
 	};
-	const char *letters = "H:p:n:r:m:c:" CLI_SHORT_OPTIONS;
+	const char *letters = "H:p:n:r:m:" CLI_SHORT_OPTIONS;
 	const char *config_path = NULL, *host = NULL, *port = NULL, *name = NULL, *room = NULL;
 	const char *mode = NULL;
 	bool timestamps = false, bell = false, tls = false, port_given = false;

@@ -10,11 +10,13 @@
 #include <stdio.h>
 
 /* Those options, for the end of a program's getopt_long tables, so that the
- * letters listed and the letters answered are the same. */
-#define CLI_SHORT_OPTIONS "Vh"
+ * letters listed and the letters answered are the same; with -c/--config
+ * FILE, which both take (both read turnchat.conf) and each acts on. */
+#define CLI_SHORT_OPTIONS "Vhc:"
 /* clang-format would take these braces for a block. */
 /* clang-format off */
-#define CLI_LONG_OPTIONS {"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}
+#define CLI_LONG_OPTIONS {"config", required_argument, NULL, 'c'}, \
+	{"version", no_argument, NULL, 'V'}, {"help", no_argument, NULL, 'h'}
 /* clang-format on */
 
 /* Prints a program's usage to out. */

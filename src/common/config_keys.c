@@ -40,58 +40,64 @@ static const struct word ca_words[] = {
 	{NULL, 0},
 };
 
+/* A key's group and name are its field's path in struct config: each is
+ * written once, and a key cannot fill another's field. */
 #define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+#define IN_top(name) NULL, #name, FIELD(name)
+#define IN_server(name) "server", #name, FIELD(server.name)
+#define IN_client(name) "client", #name, FIELD(client.name)
+#define KEY(group, name, kind)                           \
+	{                                                \
+		IN_##group(name), KEY_##kind, 0, 0, NULL \
+	}
+#define INTEGER(group, name, min, max)                        \
+	{                                                     \
+		IN_##group(name), KEY_INTEGER, min, max, NULL \
+	}
+#define WORDS(group, name, kind, words)                   \
+	{                                                 \
+		IN_##group(name), KEY_##kind, 0, 0, words \
+	}
 
 static const struct key keys[] = {
-	{NULL, "host", KEY_HOST, FIELD(host), 0, 0, NULL},
-	{NULL, "port", KEY_INTEGER, FIELD(port), 1, 65535, NULL},
-	{NULL, "tls_port", KEY_INTEGER, FIELD(tls_port), 1, 65535, NULL},
-	{"server", "name", KEY_NAME, FIELD(server.name), 0, 0, NULL},
-	{"server", "default_room", KEY_NAME, FIELD(server.default_room), 0, 0, NULL},
-	{"server", "default_mode", KEY_MODE, FIELD(server.default_mode), 0, 0, NULL},
-	{"server", "modes", KEY_MODES, FIELD(server.modes), 0, 0, NULL},
-	{"server", "max_line", KEY_INTEGER, FIELD(server.max_line), CONFIG_MAX_LINE_MIN,
-	 CONFIG_MAX_LINE_MAX, NULL},
-	{"server", "max_clients", KEY_INTEGER, FIELD(server.max_clients), 1, CONFIG_MAX_CLIENTS_MAX,
-	 NULL},
-	{"server", "idle_timeout", KEY_INTEGER, FIELD(server.idle_timeout), 0,
-	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
-	{"server", "exit_idle", KEY_INTEGER, FIELD(server.exit_idle), 0, CONFIG_EXIT_IDLE_MAX, NULL},
-	{"server", "max_per_address", KEY_INTEGER, FIELD(server.max_per_address), 1,
-	 CONFIG_MAX_CLIENTS_MAX, NULL},
-	{"server", "max_waiting_per_address", KEY_INTEGER, FIELD(server.max_waiting_per_address), 1,
-	 CONFIG_MAX_CLIENTS_MAX, NULL},
-	{"server", "ipv6_prefix", KEY_INTEGER, FIELD(server.ipv6_prefix), CONFIG_IPV6_PREFIX_MIN, 128,
-	 NULL},
-	{"server", "join_timeout", KEY_INTEGER, FIELD(server.join_timeout), 0,
-	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
-	{"server", "max_queue", KEY_INTEGER, FIELD(server.max_queue), CONFIG_MAX_QUEUE_MIN,
-	 CONFIG_MAX_QUEUE_MAX, NULL},
-	{"server", "slow_timeout", KEY_INTEGER, FIELD(server.slow_timeout), 1,
-	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
-	{"server", "rate_limit", KEY_INTEGER, FIELD(server.rate_limit), 0, CONFIG_RATE_MAX, NULL},
-	{"server", "rate_burst", KEY_INTEGER, FIELD(server.rate_burst), 1, CONFIG_RATE_MAX, NULL},
-	{"server", "user", KEY_NAME, FIELD(server.user), 0, 0, NULL},
-	{"server", "group", KEY_NAME, FIELD(server.group), 0, 0, NULL},
-	{"server", "log_target", KEY_WORD, FIELD(server.log_target), 0, 0, log_targets},
-	{"server", "log_facility", KEY_WORD, FIELD(server.log_facility), 0, 0, log_facilities},
-	{"server", "log_level", KEY_WORD, FIELD(server.log_level), 0, 0, log_levels},
-	{"server", "typing", KEY_BOOL, FIELD(server.typing), 0, 0, NULL},
-	{"server", "tls_certificate", KEY_PATH, FIELD(server.tls_certificate), 0, 0, NULL},
-	{"server", "tls_key", KEY_PATH, FIELD(server.tls_key), 0, 0, NULL},
-	{"server", "require_tls", KEY_BOOL, FIELD(server.require_tls), 0, 0, NULL},
-	{"server", "resume_timeout", KEY_INTEGER, FIELD(server.resume_timeout), 0,
-	 CONFIG_IDLE_TIMEOUT_MAX, NULL},
-	{"client", "name", KEY_NAME_OR_EMPTY, FIELD(client.name), 0, 0, NULL},
-	{"client", "room", KEY_NAME_OR_EMPTY, FIELD(client.room), 0, 0, NULL},
-	{"client", "mode", KEY_MODE, FIELD(client.mode), 0, 0, NULL},
-	{"client", "typing", KEY_BOOL, FIELD(client.typing), 0, 0, NULL},
-	{"client", "bell", KEY_BOOL, FIELD(client.bell), 0, 0, NULL},
-	{"client", "tls", KEY_BOOL, FIELD(client.tls), 0, 0, NULL},
-	{"client", "tls_ca", KEY_PATH, FIELD(client.tls_ca), 0, 0, ca_words},
-	{"client", "resume", KEY_BOOL, FIELD(client.resume), 0, 0, NULL},
-	{"client", "keepalive", KEY_INTEGER, FIELD(client.keepalive), 0, CONFIG_IDLE_TIMEOUT_MAX,
-	 NULL},
+	KEY(top, host, HOST),
+	INTEGER(top, port, 1, 65535),
+	INTEGER(top, tls_port, 1, 65535),
+	KEY(server, name, NAME),
+	KEY(server, default_room, NAME),
+	KEY(server, default_mode, MODE),
+	KEY(server, modes, MODES),
+	INTEGER(server, max_line, CONFIG_MAX_LINE_MIN, CONFIG_MAX_LINE_MAX),
+	INTEGER(server, max_clients, 1, CONFIG_MAX_CLIENTS_MAX),
+	INTEGER(server, idle_timeout, 0, CONFIG_IDLE_TIMEOUT_MAX),
+	INTEGER(server, exit_idle, 0, CONFIG_EXIT_IDLE_MAX),
+	INTEGER(server, max_per_address, 1, CONFIG_MAX_CLIENTS_MAX),
+	INTEGER(server, max_waiting_per_address, 1, CONFIG_MAX_CLIENTS_MAX),
+	INTEGER(server, ipv6_prefix, CONFIG_IPV6_PREFIX_MIN, 128),
+	INTEGER(server, join_timeout, 0, CONFIG_IDLE_TIMEOUT_MAX),
+	INTEGER(server, max_queue, CONFIG_MAX_QUEUE_MIN, CONFIG_MAX_QUEUE_MAX),
+	INTEGER(server, slow_timeout, 1, CONFIG_IDLE_TIMEOUT_MAX),
+	INTEGER(server, rate_limit, 0, CONFIG_RATE_MAX),
+	INTEGER(server, rate_burst, 1, CONFIG_RATE_MAX),
+	KEY(server, user, NAME),
+	KEY(server, group, NAME),
+	WORDS(server, log_target, WORD, log_targets),
+	WORDS(server, log_facility, WORD, log_facilities),
+	WORDS(server, log_level, WORD, log_levels),
+	KEY(server, typing, BOOL),
+	KEY(server, tls_certificate, PATH),
+	KEY(server, tls_key, PATH),
+	KEY(server, require_tls, BOOL),
+	INTEGER(server, resume_timeout, 0, CONFIG_IDLE_TIMEOUT_MAX),
+	KEY(client, name, NAME_OR_EMPTY),
+	KEY(client, room, NAME_OR_EMPTY),
+	KEY(client, mode, MODE),
+	KEY(client, typing, BOOL),
+	KEY(client, bell, BOOL),
+	KEY(client, tls, BOOL),
+	WORDS(client, tls_ca, PATH, ca_words),
+	KEY(client, resume, BOOL),
+	INTEGER(client, keepalive, 0, CONFIG_IDLE_TIMEOUT_MAX),
 };
 
 #define KEY_COUNT (sizeof(keys) / sizeof(keys[0]))

@@ -35,9 +35,9 @@ enum key_kind {
 struct key {
 	const char *group; /* NULL: top level */
 	const char *name;
-	enum key_kind kind;
 	size_t offset; /* of the field in struct config */
 	size_t size;   /* of the field: a string's room, a number's width */
+	enum key_kind kind;
 	long long min, max;
 	const struct word *words;
 };

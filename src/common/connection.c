@@ -179,6 +179,12 @@ void connection_pause_reading(struct connection *conn, bool paused)
 	connection_read_pending_later(conn);
 }
 
+void connection_hold_line(struct connection *conn)
+{
+	conn->reader.hold = true;
+	connection_pause_reading(conn, true);
+}
+
 void connection_notify_drained(struct connection *conn)
 {
 	conn->notify_drained = true;

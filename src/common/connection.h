@@ -93,6 +93,9 @@ void connection_disown(struct connection *conn);
 /* Stops taking lines (and reading) until resumed: backpressure. Resuming
  * delivers the lines already read at once. */
 void connection_pause_reading(struct connection *conn, bool paused);
+/* From on_line: this line is not taken now. Reading pauses, and the line
+ * comes again, first, once connection_pause_reading(conn, false). */
+void connection_hold_line(struct connection *conn);
 /* True when more than half of its output cap waits: it is not keeping up. */
 bool connection_backlogged(const struct connection *conn);
 /* True once aborted: nothing appended to its output is ever written. */

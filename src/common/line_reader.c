@@ -41,7 +41,8 @@ static size_t deliver_from(struct line_reader *reader, const char *data, size_t 
 			if (at_eof && !reader->framer.discarding) {
 				size_t n = len - used;
 				h->on_line(reader, data + used, n - (data[len - 1] == '\r'));
-				used = len;
+				used = reader->hold ? used : len;
+				reader->hold = false;
 			}
 			break;
 		}
@@ -49,6 +50,10 @@ static size_t deliver_from(struct line_reader *reader, const char *data, size_t 
 			h->on_line(reader, data + used, line_len);
 		else if (result == FRAME_TOO_LONG)
 			h->on_too_long(reader);
+		if (reader->hold) {
+			reader->hold = false;
+			break;
+		}
 		used += consumed;
 	}
 	return used;

@@ -33,6 +33,9 @@ struct line_reader {
 	size_t max_line;
 	const struct line_reader_handler *handler;
 	struct framer framer;
+	/* Set by on_line: that line is not taken, and comes again first the
+	 * next time the owner allows lines. */
+	bool hold;
 };
 
 /* read_chunk: the most one read appends, which the buffer always has room for. */

@@ -99,6 +99,16 @@ static enum error_code parse_command(const char *line, size_t len, unsigned caps
 void protocol_parse_command(const char *line, size_t len, unsigned caps, struct command *command)
 {
 	memset(command, 0, sizeof(*command));
+	/* "/ack N" comes about as often as a message from a client granted
+	 * resume: digits only, so no text check and no walk of the verbs. */
+	if ((caps & CAP_RESUME) && len > 5 && memcmp(line, "/ack ", 5) == 0 &&
+	    protocol_parse_count(line + 5, len - 5, &command->count)) {
+		command->kind = CMD_ACK;
+		command->arg = line + 5;
+		command->arg_len = len - 5;
+		command->error = ERR_UNKNOWN;
+		return;
+	}
 	command->error = parse_command(line, len, caps, command);
 	if (command->error != ERR_UNKNOWN)
 		command->kind = CMD_INVALID;

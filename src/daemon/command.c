@@ -158,6 +158,7 @@ static void command_line(void *ctx, const char *line, size_t len)
 	bool numbered = session->resume && protocol_is_numbered(line, len);
 
 	protocol_parse_command(line, len, session->caps, &command);
+	session_heard(session);
 	if (numbered)
 		session_numbered_read(session);
 	/* Leaving is never refused, however fast someone types, and neither is
@@ -174,6 +175,11 @@ static void command_line(void *ctx, const char *line, size_t len)
 		refused = act(session, &command);
 	} else
 		refused = ERR_RATE_LIMITED;
+	if (refused == ERR_NOT_YOUR_TURN && (session->caps & CAP_RESUME)) {
+		/* Numbered lines are never refused for the turn: it will come. */
+		session_wait_turn(session);
+		return;
+	}
 	/* A /resume that succeeded has freed session: nothing more of it. */
 	if (refused != ERR_UNKNOWN)
 		refuse(session, refused);
@@ -185,6 +191,7 @@ static void command_too_long(void *ctx)
 {
 	struct session *session = ctx;
 
+	session_heard(session);
 	if (session->resume)
 		session_numbered_read(session);
 	refuse(session, ERR_TOO_LONG);

@@ -29,6 +29,7 @@ void resume_destroy(struct resume *resume)
 	free(resume->missed_peer);
 	/* The token must not outlive its session in freed memory. */
 	explicit_bzero(resume->token, sizeof(resume->token));
+	explicit_bzero(resume->previous, sizeof(resume->previous));
 	free(resume);
 }
 
@@ -54,18 +55,27 @@ int resume_new_token(struct resume *resume)
 	return 0;
 }
 
-bool resume_token_is(const struct resume *resume, const char *token)
+static bool same_token(const char *a, const char *b)
 {
 	unsigned char differ = 0;
 
 	for (size_t i = 0; i < PROTOCOL_TOKEN_HEX; i++)
-		differ |= (unsigned char)(resume->token[i] ^ token[i]);
+		differ |= (unsigned char)(a[i] ^ b[i]);
 	return differ == 0;
+}
+
+bool resume_token_is(const struct resume *resume, const char *token)
+{
+	bool current = same_token(resume->token, token);
+	bool previous = same_token(resume->previous, token);
+	return current || (resume->previous_good && previous);
 }
 
 size_t resume_record_begin(struct resume *resume, unsigned long seq)
 {
-	size_t mark = resume->replay.end;
+	/* From the first byte kept, not from the memory's: an append may move
+	 * what is kept to the front of its block. */
+	size_t mark = buffer_length(&resume->replay);
 	uint64_t number = seq;
 
 	if (buffer_append(&resume->replay, &number, sizeof(number)) < 0)
@@ -79,11 +89,11 @@ int resume_record_end(struct resume *resume, size_t mark, int rc, const char **l
 		return -1;
 	if (rc < 0) {
 		/* Nothing of it stays: neither its number nor part of a line. */
-		resume->replay.end = mark;
+		resume->replay.end = resume->replay.start + mark;
 		return rc;
 	}
-	*line = resume->replay.data + mark + RECORD_HEADER;
-	*len = resume->replay.end - mark - RECORD_HEADER;
+	*line = buffer_peek(&resume->replay) + mark + RECORD_HEADER;
+	*len = buffer_length(&resume->replay) - mark - RECORD_HEADER;
 	resume->sent++;
 	return 0;
 }

@@ -17,18 +17,24 @@
 
 struct resume {
 	char token[PROTOCOL_TOKEN_HEX]; /* never logged */
-	uint64_t away_since;            /* ms: when the connection dropped, while away */
-	uint64_t unacked_since;         /* ms: since when the replay is over half full */
-	unsigned long read;             /* this person's numbered lines read (their numbers) */
-	unsigned long sent;             /* numbered lines sent to them (as they count) */
-	unsigned long acked;            /* of those, how many they acknowledged */
-	unsigned long acked_told;       /* the last ACK this person was sent */
+	/* The token a /resume came with stays good until the client says a
+	 * word on its new connection: a connection lost between /resume and
+	 * TOKEN must not leave it with nothing to come back with. */
+	char previous[PROTOCOL_TOKEN_HEX];
+	bool previous_good;
+	uint64_t away_since;      /* ms: when the connection dropped, while away */
+	uint64_t unacked_since;   /* ms: since when the replay is over half full */
+	unsigned long read;       /* this person's numbered lines read (their numbers) */
+	unsigned long sent;       /* numbered lines sent to them (as they count) */
+	unsigned long acked;      /* of those, how many they acknowledged */
+	unsigned long acked_told; /* the last ACK this person was sent */
 	/* Their conversation ended while they were away: what RESUMED, RELAYED
 	 * and BYE will tell them. */
 	char *missed_peer;
 	unsigned long missed_relayed;
 	uint8_t missed_bye;  /* enum bye_reason */
 	uint8_t missed_mode; /* enum chat_mode */
+	bool ended;          /* the missed_ fields say how its conversation ended */
 	bool restored;       /* by this daemon from the last one's state (state.c) */
 	bool kept;           /* in the state written as the daemon stops */
 	/* Records, one per line sent and not acknowledged: the number the
@@ -43,7 +49,9 @@ void resume_destroy(struct resume *resume);
 /* A new token, replacing the last (single use). -1 when the system has no
  * randomness to give, which the caller treats as out of memory. */
 int resume_new_token(struct resume *resume);
-/* Compared in constant time: no timing tells how much of a guess was right. */
+/* Whether token lets this person back in: the current one, or the one just
+ * used while previous_good. Compared in constant time: no timing tells how
+ * much of a guess was right. */
 bool resume_token_is(const struct resume *resume, const char *token);
 
 /* Starts the record of a line numbered seq by its sender; the caller

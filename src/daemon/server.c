@@ -190,7 +190,7 @@ void server_session_moved(struct server *server, struct session *session, int fr
 	/* Counted by server_accept before the session was made, for as long
 	 * as it has its connection (a person who comes back takes over the
 	 * newcomer's, and with it its count). */
-	if ((to == SESSION_GONE || to == SESSION_AWAY) && session->conn)
+	if ((to == SESSION_GONE || to == SESSION_AWAY || to == SESSION_MISSED) && session->conn)
 		address_counts_remove(server->addresses, SESSION_KEY(session));
 	if (to == SESSION_GONE)
 		LIST_REMOVE(session, entry);

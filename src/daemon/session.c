@@ -35,13 +35,14 @@ void session_set_state(struct session *session, enum session_state to)
 	enum session_state from = session->state;
 	/* Forward only, but for coming back from AWAY. */
 	assert(to == SESSION_CLOSING || to == SESSION_GONE || to > from ||
-	       (from == SESSION_AWAY && to == SESSION_PAIRED));
+	       (from == SESSION_AWAY && to == SESSION_PAIRED) ||
+	       (from == SESSION_CLOSING && to == SESSION_MISSED));
 	/* Born NEW, or away, restored from the last daemon's state. */
 	assert((from == SESSION_GONE) ==
 		       (to == SESSION_NEW ||
 			(session->resume && session->resume->restored && session->conn == NULL &&
 			 (to == SESSION_AWAY || to == SESSION_MISSED) && from == SESSION_GONE)) &&
-	       (from != SESSION_CLOSING || to == SESSION_GONE));
+	       (from != SESSION_CLOSING || to == SESSION_GONE || to == SESSION_MISSED));
 	/* In a conversation exactly while paired or away, and on its own side there. */
 	assert((session->conversation != NULL) == (to == SESSION_PAIRED || to == SESSION_AWAY));
 	assert(session->conversation == NULL ||
@@ -124,10 +125,15 @@ void session_drained(void *ctx)
 	struct session *session = ctx;
 	struct session *partner = session_partner(session);
 
-	if (partner && partner->conn && session_partner_keeps_up(partner))
-		connection_pause_reading(partner->conn, false);
-	if (session->state != SESSION_CLOSING && session_partner_keeps_up(session) &&
-	    !session->rate_paused)
+	if (partner)
+		session_read_on(partner);
+	session_read_on(session);
+}
+
+void session_read_on(struct session *session)
+{
+	if (session->conn && session->state != SESSION_CLOSING && !session->rate_paused &&
+	    !session->turn_held && session_partner_keeps_up(session))
 		connection_pause_reading(session->conn, false);
 }
 

@@ -61,6 +61,7 @@ struct session {
 	uint8_t ipv6_prefix;     /* as counted on arrival, so it is uncounted the same */
 	uint8_t resume_failures; /* /resume refused on this connection */
 	bool rate_paused;        /* over the rate with resume: reading waits for the tick */
+	bool turn_held;          /* a line out of turn with resume: it waits for the turn */
 };
 
 /* The address key it was counted under: SESSION_KEY(s) in an argument list. */
@@ -114,7 +115,10 @@ enum error_code session_typing(struct session *session);
 enum error_code session_done(struct session *session);
 void session_quit(struct session *session);
 
-/* Resume (session_resume.c). A numbered line (protocol_is_numbered) of
+/* Resume (session_resume.c). session's client said something on its
+ * connection: the token it came back with is spent for good. */
+void session_heard(struct session *session);
+/* A numbered line (protocol_is_numbered) of
  * session's was read; after it was acted on (refused or not), the sender
  * hears how far its lines have got. */
 void session_numbered_read(struct session *session);
@@ -129,6 +133,9 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 /* Lines over the rate from someone granted resume are taken, and reading
  * waits for the next tick instead of refusing them. */
 void session_over_rate(struct session *session);
+/* The line just read was out of turn, from someone granted resume: it is
+ * held (unread) until the turn comes, instead of refused. */
+void session_wait_turn(struct session *session);
 
 /* For state.c: whether session's part can outlive this daemon (it and its
  * partner, if any, granted resume). */

@@ -123,10 +123,9 @@ void session_end_conversation(struct session *session, struct session *leaver,
 		if (s == leaver && !tell_leaver)
 			continue;
 		enum bye_reason reason = s == leaver ? leaver_reason : other_reason;
-		if (s->state == SESSION_AWAY) {
-			session_missed(s, conversation, reason);
+		session_note_ending(s, conversation, reason);
+		if (s->state == SESSION_MISSED)
 			continue;
-		}
 		if (s->caps & CAP_DONE)
 			session_queued(s, protocol_append_relayed(session_output(s),
 								  conversation->relayed[side]));

@@ -42,8 +42,11 @@ void session_end_conversation(struct session *session, struct session *leaver,
 /* Queues output for to, and holds back from's lines while to is behind
  * (reading, or acknowledging). */
 void session_relayed(struct session *from, struct session *to, int rc);
-/* Whether session may be read from again: its partner is not behind. */
+/* Whether session's partner is not behind (reading, or acknowledging). */
 bool session_partner_keeps_up(const struct session *session);
+/* Reads session's lines again unless something still holds them back:
+ * its partner behind, the rate, the turn, its closing. */
+void session_read_on(struct session *session);
 
 /* session_conversation.c, for session.c: */
 /* waiter was at the meeting point first; caller came second and speaks
@@ -62,13 +65,16 @@ int session_grant_resume(struct session *session);
  * conversation, never the line silently. */
 void session_relay_numbered(struct session *from, struct session *to, enum command_kind kind,
 			    const char *text, size_t len);
+/* The partner spoke (or said /done): a line to waited with is read now. */
+void session_turn_passed(struct session *to);
 /* The connection of someone granted resume ended without a word: true
  * when they are now AWAY and may come back. */
 bool session_go_away(struct session *session, enum connection_end end);
-/* The conversation of an AWAY session ended with bye: it becomes MISSED,
- * and keeps what it will be told of it. */
-void session_missed(struct session *session, const struct conversation *conversation,
-		    enum bye_reason bye);
+/* The conversation of someone granted resume ended with bye: they keep
+ * what they are to be told of it, should their connection not deliver it;
+ * someone AWAY becomes MISSED. */
+void session_note_ending(struct session *session, const struct conversation *conversation,
+			 enum bye_reason bye);
 /* The once-a-second look for the resume part: an AWAY or MISSED session
  * whose time is up, a client that acknowledges nothing. True when session
  * was dealt with (freed, even). */

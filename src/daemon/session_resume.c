@@ -55,6 +55,14 @@ static void tell_ack(struct session *sender)
 	}
 }
 
+void session_heard(struct session *session)
+{
+	if (session->resume && session->resume->previous_good) {
+		session->resume->previous_good = false;
+		explicit_bzero(session->resume->previous, PROTOCOL_TOKEN_HEX);
+	}
+}
+
 void session_numbered_read(struct session *session)
 {
 	if (session->resume && session->state == SESSION_PAIRED)
@@ -121,6 +129,7 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 	if (r->sent < r->acked) {
 		/* They had it before the daemon restarted from an older state. */
 		r->sent++;
+		session_turn_passed(to);
 		return;
 	}
 	/* A v1 sender has no numbers of its own; only ACK would use them. */
@@ -138,6 +147,16 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 		session_relayed(from, to, buffer_append(session_output(to), line, line_len));
 	else if (from->conn && !session_partner_keeps_up(from))
 		connection_pause_reading(from->conn, true);
+	session_turn_passed(to);
+}
+
+void session_turn_passed(struct session *to)
+{
+	/* A line that came out of turn waited for this one. */
+	if (to->turn_held) {
+		to->turn_held = false;
+		session_read_on(to);
+	}
 }
 
 bool session_ack_is_news(const struct session *session, unsigned long count)
@@ -155,8 +174,7 @@ enum error_code session_ack(struct session *session, unsigned long count)
 	session->server->state_changed = true;
 	if (partner) {
 		tell_ack(partner);
-		if (partner->conn && session_partner_keeps_up(partner))
-			connection_pause_reading(partner->conn, false);
+		session_read_on(partner);
 	}
 	return ERR_UNKNOWN;
 }
@@ -166,8 +184,22 @@ bool session_go_away(struct session *session, enum connection_end end)
 	struct session *partner = session_partner(session);
 	char text[PROTOCOL_NAME_BYTES + 96];
 
-	if (session->state != SESSION_PAIRED || session->resume == NULL ||
-	    resume_timeout(session) == 0 || session->server->stopping)
+	if (session->resume == NULL || resume_timeout(session) == 0 || session->server->stopping)
+		return false;
+	if (session->state == SESSION_CLOSING && session->resume->ended && end == CONNECTION_ERROR) {
+		/* Its BYE may never have arrived (a connection broken without a
+		 * word, found out by the closing's time limit): it is kept, with
+		 * the lines not acknowledged, for when they come back. */
+		log_info("#%lu %s (%s): connection lost before the end of the conversation was read; "
+			 "kept up to %u seconds",
+			 session->id, session->name, SESSION_WHERE(session), resume_timeout(session));
+		session_set_state(session, SESSION_MISSED);
+		connection_destroy(session->conn);
+		session->conn = NULL;
+		session->resume->away_since = session_now(session);
+		return true;
+	}
+	if (session->state != SESSION_PAIRED)
 		return false;
 	log_info("#%lu %s (%s): connection %s; their part waits up to %u seconds", session->id,
 		 session->name, SESSION_WHERE(session), end == CONNECTION_EOF ? "closed" : "lost",
@@ -188,18 +220,22 @@ bool session_go_away(struct session *session, enum connection_end end)
 	return true;
 }
 
-void session_missed(struct session *session, const struct conversation *conversation,
-		    enum bye_reason bye)
+void session_note_ending(struct session *session, const struct conversation *conversation,
+			 enum bye_reason bye)
 {
 	struct resume *r = session->resume;
 	int side = conversation->side[0] == session ? 0 : 1;
 
+	if (r == NULL)
+		return;
 	free(r->missed_peer);
 	r->missed_peer = strdup(conversation->side[1 - side]->name);
 	r->missed_mode = (uint8_t)conversation->turn.mode;
 	r->missed_bye = (uint8_t)bye;
 	r->missed_relayed = conversation->relayed[side];
-	session_set_state(session, SESSION_MISSED);
+	r->ended = true;
+	if (session->state == SESSION_AWAY)
+		session_set_state(session, SESSION_MISSED);
 }
 
 bool session_resume_tick(struct session *session, uint64_t now)
@@ -220,8 +256,7 @@ bool session_resume_tick(struct session *session, uint64_t now)
 	}
 	if (session->rate_paused) {
 		session->rate_paused = false;
-		if (session_partner_keeps_up(session))
-			connection_pause_reading(session->conn, false);
+		session_read_on(session);
 	}
 	if (r == NULL || session->state != SESSION_PAIRED)
 		return false;
@@ -234,6 +269,14 @@ bool session_resume_tick(struct session *session, uint64_t now)
 		return true;
 	}
 	return false;
+}
+
+void session_wait_turn(struct session *session)
+{
+	/* It comes again when the turn does, and is counted then. */
+	session->resume->read--;
+	session->turn_held = true;
+	connection_hold_line(session->conn);
 }
 
 void session_over_rate(struct session *session)
@@ -250,7 +293,8 @@ static struct session *find_token(struct session *asking, const char *token)
 	LIST_FOREACH(s, &asking->server->sessions, entry)
 		if (s != asking && s->resume &&
 		    (s->state == SESSION_PAIRED || s->state == SESSION_AWAY ||
-		     s->state == SESSION_MISSED) &&
+		     s->state == SESSION_MISSED ||
+		     (s->state == SESSION_CLOSING && s->resume->ended && !s->resume->kept)) &&
 		    resume_token_is(s->resume, token))
 			return s;
 	return NULL;
@@ -280,7 +324,8 @@ static void take_over(struct session *person, struct session *newcomer)
 		/* Broken without a word, as far as we can tell: the newest wins. */
 		log_info("#%lu %s: its old connection (%s) is replaced; closing it", person->id,
 			 person->name, SESSION_WHERE(person));
-		session_set_state(person, SESSION_AWAY);
+		session_set_state(person,
+				  person->state == SESSION_CLOSING ? SESSION_MISSED : SESSION_AWAY);
 		connection_disown(person->conn);
 		person->conn = NULL;
 	}
@@ -313,6 +358,9 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 	/* Its partner heard of a drop only if it was AWAY. */
 	bool was_away = person->conn == NULL;
 	take_over(person, session);
+	/* Good until the client speaks on this connection (session_heard). */
+	memcpy(r->previous, token, PROTOCOL_TOKEN_HEX);
+	r->previous_good = true;
 	r->acked_told = 0;
 	r->unacked_since = 0;
 	if (person->state == SESSION_MISSED) {
@@ -355,8 +403,7 @@ enum error_code session_resume(struct session *session, const char *token, unsig
 		if (was_away)
 			session_queued(partner, protocol_append_info(session_output(partner), text));
 		tell_ack(partner);
-		if (session_partner_keeps_up(partner))
-			connection_pause_reading(partner->conn, false);
+		session_read_on(partner);
 	}
 	return ERR_UNKNOWN;
 }

@@ -103,6 +103,8 @@ static bool load(struct server *server, int fd)
 	struct header h;
 	struct stat st;
 	char *body = NULL;
+	const char *why;
+	size_t at;
 	bool ok = false;
 
 	if (fstat(fd, &st) < 0 || (size_t)st.st_size < sizeof(h) ||
@@ -131,8 +133,10 @@ static bool load(struct server *server, int fd)
 		log_warnx("the kept state cannot be read; discarding it");
 	} else if (hash_fnv1a(body, h.length) != h.checksum) {
 		log_warnx("the kept state is damaged (checksum); discarding it");
-	} else if (!state_decode(server, body, h.length)) {
-		log_warnx("the kept state does not make sense; discarding it");
+	} else if ((why = state_decode(server, body, h.length, &at)) != NULL) {
+		log_warnx(
+			"the kept state does not make sense (%s, at byte %zu of %zu); discarding it",
+			why, at, (size_t)h.length);
 		session_forget_restored(server);
 	} else {
 		ok = true;

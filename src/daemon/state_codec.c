@@ -123,6 +123,7 @@ struct reader {
 	const char *data;
 	size_t left;
 	bool failed;
+	const char *why; /* what did not make sense, for the log */
 };
 
 static const char *take(struct reader *r, size_t len)
@@ -224,9 +225,10 @@ static struct session *get_person(struct server *server, struct reader *r,
 	}
 	bool sound = !r->failed && resume && side < 2 && mode < CHAT_MODE_COUNT &&
 		     resume->missed_mode < CHAT_MODE_COUNT && resume->missed_bye < BYE_UNKNOWN &&
-		     (conversation ? state == SESSION_AWAY : state == SESSION_MISSED) &&
-		     resume->acked <= resume->sent;
+		     (conversation ? state == SESSION_AWAY : state == SESSION_MISSED);
 	if (!sound) {
+		if (r->why == NULL)
+			r->why = r->failed ? "a person's fields" : "a person's values";
 		r->failed = true;
 		resume_destroy(resume);
 		free(name);
@@ -234,6 +236,7 @@ static struct session *get_person(struct server *server, struct reader *r,
 		free(peer);
 		return NULL;
 	}
+	resume->ended = conversation == NULL;
 	resume->missed_peer = peer && *peer ? peer : NULL;
 	if (resume->missed_peer == NULL)
 		free(peer);
@@ -249,6 +252,7 @@ static bool get_conversation(struct server *server, struct reader *r)
 	struct conversation *c = conversation_create(NULL, NULL, (enum chat_mode)(mode & 1), 0);
 
 	if (c == NULL || mode >= CHAT_MODE_COUNT || next > 1) {
+		r->why = "a conversation's mode or turn";
 		conversation_destroy(c);
 		return false;
 	}
@@ -268,17 +272,21 @@ static bool get_conversation(struct server *server, struct reader *r)
 	return get_person(server, r, c) != NULL;
 }
 
-bool state_decode(struct server *server, const char *body, size_t len)
+const char *state_decode(struct server *server, const char *body, size_t len, size_t *at)
 {
-	struct reader r = {body, len, false};
-	uint64_t conversations = get_u64(&r);
+	struct reader r = {body, len, false, NULL};
+	uint64_t conversations = get_u64(&r), missed = 0;
 
 	for (uint64_t i = 0; i < conversations && !r.failed; i++)
 		if (!get_conversation(server, &r))
-			return false;
-	uint64_t missed = get_u64(&r);
+			r.failed = true;
+	if (!r.failed)
+		missed = get_u64(&r);
 	for (uint64_t i = 0; i < missed && !r.failed; i++)
 		if (get_person(server, &r, NULL) == NULL)
-			return false;
-	return !r.failed && r.left == 0;
+			r.failed = true;
+	*at = len - r.left;
+	if (!r.failed && r.left != 0)
+		return "bytes after the end";
+	return r.failed ? (r.why ? r.why : "its length") : NULL;
 }

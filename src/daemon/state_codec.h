@@ -17,8 +17,9 @@ struct server;
  * it is kept (it then leaves quietly as the daemon stops). -1 when out
  * cannot take it. */
 int state_encode(struct server *server, struct buffer *out, bool mark);
-/* Restores the sessions and conversations of body; false when it does not
- * make sense (some may have been restored: session_forget_restored). */
-bool state_decode(struct server *server, const char *body, size_t len);
+/* Restores the sessions and conversations of body; NULL, or what did not
+ * make sense and *at which byte (some may have been restored then:
+ * session_forget_restored). */
+const char *state_decode(struct server *server, const char *body, size_t len, size_t *at);
 
 #endif

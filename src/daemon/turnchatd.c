@@ -312,7 +312,6 @@ int main(int argc, char **argv)
 {
 	enum { OPT_FINGERPRINT = 256, OPT_MAKE_CERTIFICATE };
 	static const struct option options[] = {
-		{"config", required_argument, NULL, 'c'},
 		{"test", no_argument, NULL, 't'},
 		{"foreground", no_argument, NULL, 'f'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -326,7 +325,7 @@ int main(int argc, char **argv)
 	bool test_only = false;
 	int opt, status = 1, action = 0;
 
-	while ((opt = getopt_long(argc, argv, "c:tfv" CLI_SHORT_OPTIONS, options, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "tfv" CLI_SHORT_OPTIONS, options, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			daemon.config_path = optarg;

@@ -142,8 +142,6 @@ def test_reconnecting_is_bounded(daemon, loop):
     assert (cloud.drops, cloud.tries) == (1, 5)
 
 
-@pytest.mark.xfail(strict=True, reason="daemon: a /resume the server took on a connection that "
-                   "broke before its answer arrived spends the only token the client has")
 def test_a_resume_cut_short_can_be_tried_again(daemon, loop):
     cloud, barret = pair(loop, connector(daemon.port))
     token = cloud.token
@@ -161,8 +159,6 @@ def test_a_resume_cut_short_can_be_tried_again(daemon, loop):
     assert again.line().startswith("RESUMED 0 Barret ")
 
 
-@pytest.mark.xfail(strict=True, reason="daemon: a conversation that ends while someone's "
-                   "connection is broken but not yet noticed leaves them nothing to come back to")
 def test_someone_whose_connection_broke_unnoticed_learns_how_it_ended(daemon, loop):
     cloud, barret = pair(loop, connector(daemon.port))
     # Cloud's network goes: the daemon sees an open connection, Cloud nothing.

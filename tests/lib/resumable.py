@@ -20,9 +20,10 @@ in order.
 connect() may be any callable returning a connected socket (the system
 tests' box.connect, say); it runs in the Loop's thread, so a slow one
 holds the other clients meanwhile. Used by the end-to-end tests
-(tests/e2e/test_resumable_lib.py) and the chaos test's resume actors
-(tests/chaos/resumers.py); each puts this folder on sys.path. Standard
-library only."""
+(tests/e2e/test_resumable_lib.py), the chaos test's resume actors
+(tests/chaos/resumers.py) and the container's resume driver
+(tests/packaging/resume_driver.py); each puts this folder on sys.path.
+Standard library only."""
 
 import random
 import selectors
@@ -125,6 +126,7 @@ class Resumable:
         self.said, self.received, self.info, self.errors, self.abandoned = [], [], [], [], []
         self.why = []  # why each drop happened
         self.acked = self.written = self.acked_told = 0
+        self.again = 0  # lines written before, up to here, go again without waiting
         self.token = self.peer = self.turn = self.ended = self.relayed = None
         self.partner_done = self.quitting = False
         self.drops = self.resumes = self.tries = 0
@@ -160,7 +162,8 @@ class Resumable:
         return self.acked == len(self.said)
 
     def describe(self):
-        return (f"{self.name}: {self.phase}{' ' + self.ended if self.ended else ''}, said "
+        return (f"{self.name}: {self.phase}{' ' + self.ended if self.ended else ''}, turn "
+                f"{self.turn}, said "
                 f"{len(self.said)} (acked {self.acked}), received {len(self.received)}, "
                 f"{self.drops} drops, {self.resumes} resumes")
 
@@ -356,13 +359,20 @@ class Resumable:
             self.phase = "waiting"
         elif keyword in ("PAIRED", "RESUMED"):
             if keyword == "RESUMED":
-                # Lines after its count never arrived: they go again.
+                # Lines after its count never arrived: they go again, at
+                # once (the server holds one out of turn until its turn).
+                # Whose turn it is stays as this side saw it: the last to
+                # speak does not speak next. The server's "first" is its
+                # view before those lines, which may be older after a
+                # restart.
                 self.acked = max(self.acked, int(words[0]))
+                self.again = max(self.again, self.written)
                 self.written, self.resumes = int(words[0]), self.resumes + 1
                 self.away_since = None
-                words = words[1:]
-            self.peer, self.mode, first = words[0], words[1], words[2]
-            self.turn = {"you": "me", "peer": "peer"}.get(first)
+                self.peer, self.mode = words[1], words[2]
+            else:
+                self.peer, self.mode, first = words[0], words[1], words[2]
+                self.turn = {"you": "me", "peer": "peer"}.get(first)
             self.phase = "paired"
             if self.quitting:
                 self._send("/q")
@@ -402,7 +412,7 @@ class Resumable:
             return False
         if keyword == "DONE" or self.mode == "free" or self.partner_done:
             return True
-        return self.turn == "me"
+        return self.turn == "me" or self.written < self.again
 
     def _pump(self, ack_now=False):
         """Writes what the turn allows, with an /ack in front of it when
@@ -414,7 +424,7 @@ class Resumable:
                 lines.append("/" + text if text.startswith("/") else text)
             else:
                 lines.append(f"/me {text}" if keyword == "ACTION" else "/done")
-            if keyword != "DONE" and self.mode == "turns":
+            if keyword != "DONE" and self.mode == "turns" and self.written >= self.again:
                 self.turn = "peer"
             self.written += 1
         owed = len(self.received) > self.acked_told and self.phase == "paired" and self.sock

@@ -10,6 +10,7 @@ remade; and purge leaving nothing behind.
 The tests run in order and share one container, each step building on the
 one before, as a person installing the packages would."""
 
+import json
 import os
 import select
 import shutil
@@ -194,6 +195,61 @@ def test_reload_after_install(box):
     assert box.run(["test", "-e", "/bin/kill"], check=False).returncode != 0, \
         "the container has /bin/kill: it no longer proves reload needs nothing more"
     check_reload(box)
+
+
+def test_conversations_survive_restart_crash_and_reinstall(box, packages):
+    """50 pairs of resumable clients (tests/lib/resumable.py, run inside
+    the container by resume_driver.py), half in turns mode and half in
+    free mode, talk without pause while the service is restarted, its
+    main process killed with SIGKILL (systemd restarts it), and the
+    installed .deb installed again (its scripts restart the service). Each
+    time the daemon hands its conversations to systemd's file descriptor
+    store and the next one takes them back; the clients resume. In the end
+    every line of every pair arrived exactly once, in order."""
+    inside = "/var/tmp/turnchat-resume"
+    shutil.rmtree(box.root + inside, ignore_errors=True)
+    os.makedirs(box.root + inside)
+    here = os.path.dirname(os.path.abspath(__file__))
+    shutil.copy(os.path.join(here, "resume_driver.py"), box.root + inside)
+    shutil.copy(os.path.join(here, "..", "lib", "resumable.py"), box.root + inside)
+    finish = inside + "/finish"
+    installed = box.run(["dpkg-query", "-W", "-f", "${Version}", "turnchatd"]).stdout
+    deb = next(path for (name, version), path in packages.items()
+               if name == "turnchatd" and installed in os.path.basename(path))
+    driver = box.popen(["python3", inside + "/resume_driver.py", str(PORT), "50", "mixed",
+                        finish], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        read_until(driver, "ready", 60)
+        time.sleep(2)
+        for step in ("restart", "kill", "reinstall"):
+            since = cursor(box)
+            old = main_pid(box)
+            if step == "restart":
+                box.systemctl("restart", "turnchat.service")
+            elif step == "kill":
+                box.systemctl("kill", "--signal=KILL", "--kill-who=main", "turnchat.service")
+            else:
+                apt(box, "--reinstall", deb)
+            wait_for(lambda: main_pid(box) not in (0, old), f"a new turnchatd after {step}", 30)
+            wait_journal(box, since, "50 conversations and 100 people kept by the last turnchatd")
+            time.sleep(3)  # talking on, resumed
+        box.write(finish, "")
+        out, _ = driver.communicate(timeout=150)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait()
+        shutil.rmtree(box.root + inside, ignore_errors=True)  # purge must find nothing
+    text = out.decode(errors="replace")
+    report = json.loads(text.strip().splitlines()[-1])
+    assert report["problems"] == [], text[-3000:]
+    assert report["resumes"] >= 3 * 100, report
+    assert report["lines"] > 1000, report
+
+
+def main_pid(box):
+    out = box.run(["systemctl", "show", "-P", "MainPID", "turnchat.service"], check=False).stdout
+    return int(out.strip() or 0)
 
 
 def test_local_edit_survives_upgrade_and_reinstall(box, packages, debs_v2):
