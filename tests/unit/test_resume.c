@@ -6,13 +6,12 @@
  * and records kept after acknowledgements, when the buffer slides what it
  * holds to the front to make room.
  *
- * The last two fail at 4eb6639: resume_record_begin returns the buffer's
- * end as an absolute offset, and the appends after it may slide the
- * contents to the front, so resume_record_end hands session_relay_numbered
- * a line cut short at the front (a partner gets part of a line, which it
- * does not count) or a length wrapped around (the append to the output
- * fails, and a connection that kept up is dropped as "output queue full").
- * meson.build registers this file with should_fail until that is fixed.
+ * The last two failed at 4eb6639: resume_record_begin kept the buffer's end
+ * as an absolute offset, and the appends after it may slide the contents
+ * to the front, so resume_record_end handed session_relay_numbered a line
+ * cut short at the front, or a length wrapped around (the append to the
+ * output failed, and a connection that kept up was dropped as "output
+ * queue full"). Fixed in 7fbc4bc.
  */
 #include <setjmp.h>
 #include <stdarg.h>
