@@ -6,6 +6,7 @@
  *   workload.c     messages and their checks, the phases of the four workloads
  *   pairs.c        opening each pair and checking whom it was paired with
  *   peer.c         one bench-side socket: connect, TLS if asked, read lines, write
+ *   resumable.c    the resume capability as a client uses it, and the storm
  *   stats.c        latency histogram, /proc readings of the server
  *   relay_server.c the reference relay (its own subcommand)
  */
@@ -28,6 +29,7 @@ enum workload {
 	WORKLOAD_FLOOD,    /* free mode, both sides, a window in flight per sender */
 	WORKLOAD_IDLE,     /* paired and silent; the server's RSS per connection */
 	WORKLOAD_CONNECT,  /* connections per second until PAIRED */
+	WORKLOAD_STORM,    /* resumable pingpong; every connection dropped at once, resumed */
 };
 
 /* Processes measured together as "the server". */
@@ -56,7 +58,10 @@ struct options {
 	double time_limit;     /* the whole run, setup and drain included */
 	bool verbose;
 
-	bool tls; /* every connection speaks TLS: turnchatd's tls_port, or stunnel */
+	bool tls;            /* every connection speaks TLS: turnchatd's tls_port, or stunnel */
+	bool resume;         /* clients ask for resume: numbered lines, /ack, ACK */
+	double reconnect_ms; /* storm: a dropped client tries again after 0.5-1.5x this */
+	bool server_drops;   /* storm: the server drops everyone (a restart), not us */
 	/* The server's processes, measured as one (stunnel in front of
 	 * turnchatd is two); none given: the one listening on the port. */
 	pid_t pids[BENCH_PIDS];
@@ -85,13 +90,16 @@ struct result {
 	double server_cpu;        /* percent of one core; < 0 when unknown */
 	double bench_cpu;
 	long rss_base_kib, rss_kib; /* the server's VmRSS; < 0 when unknown */
+	double storm_s;             /* storm: from the drop until every pair talks again */
+	double storm_cpu_us;        /* ... and the server's CPU time per connection meanwhile */
 };
 
 int workload_run(const struct options *opt, struct result *result);
 
 /* --- workload.c and pairs.c: one run's state ---------------------------- */
 
-enum phase { PHASE_SETUP, PHASE_SETTLE, PHASE_RUN, PHASE_DRAIN, PHASE_DONE };
+/* PHASE_ACKS: resumable clients wait for the ACKs of their last lines. */
+enum phase { PHASE_SETUP, PHASE_SETTLE, PHASE_RUN, PHASE_DRAIN, PHASE_ACKS, PHASE_DONE };
 
 struct bench {
 	const struct options *opt;
@@ -111,6 +119,13 @@ struct bench {
 	pid_t pids[BENCH_PIDS];
 	unsigned pid_count;
 	struct buffer out; /* formatting scratch, reused without freeing */
+	/* resumable.c: the last sweep for acknowledgements owed, and the storm */
+	uint64_t ack_sweep;
+	uint64_t storm_at; /* 0: not yet */
+	long long storm_ticks;
+	unsigned flowing; /* pairs talking again since the storm */
+	unsigned away;    /* connections dropped and not yet resumed */
+	unsigned dropped; /* connections dropped in the storm */
 };
 
 /* Counts an error; the first few are described on stderr. */
@@ -118,7 +133,12 @@ void bench_fail(struct bench *b, const char *fmt, ...) __attribute__((format(pri
 /* Writes what b->out holds to peer, and empties b->out. */
 void bench_write_out(struct bench *b, struct peer *peer);
 
+/* Queues a message numbered seq from peer in b->out (seq == peer->sent for
+ * a new one; the caller counts it then). */
+void workload_append(struct bench *b, struct peer *peer, uint64_t seq, uint64_t now);
+
 int pairs_resolve(struct bench *b);
+int pairs_source(const struct bench *b, const struct peer *peer);
 void pairs_start(struct bench *b, unsigned i);
 void pairs_paired(struct bench *b, struct peer *peer, const struct server_line *line, uint64_t now);
 
@@ -137,6 +157,15 @@ struct peer {
 	bool out_wanted;
 	char name[PROTOCOL_NAME_MAX + 1]; /* /name, or the local address for the relay */
 	uint64_t sent, received;          /* messages; also the next sequence numbers */
+	/* With --resume: numbered lines read, the last /ack, the last ACK */
+	uint64_t numbered, acked_told, acked;
+	uint64_t numbered_at; /* when the last one was read */
+	char token[PROTOCOL_TOKEN_HEX];
+	bool away;     /* storm: dropped, not yet resumed */
+	uint8_t tries; /* ... connections made since the drop */
+	uint64_t reconnect_at;
+	bool back;    /* storm: resumed on this connection */
+	bool flowing; /* storm: a message arrived since */
 	uint64_t opened_ns;
 	struct buffer carry;   /* the start of a line a read cut off */
 	struct buffer pending; /* output the socket did not take yet */
@@ -160,6 +189,27 @@ void workload_connected(struct peer *peer);
 void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now);
 void workload_read_done(struct peer *peer);
 void workload_peer_failed(struct peer *peer, const char *why);
+
+/* --- resumable.c ------------------------------------------------------- */
+
+/* /caps resume in the handshake. */
+void resumable_handshake(struct bench *b, struct peer *peer);
+/* Before peer's messages in b->out: its /ack, when lines came since the last. */
+void resumable_ack_first(struct bench *b, struct peer *peer);
+/* TOKEN, ACK, RESUMED, CAPS. */
+void resumable_line(struct peer *peer, const struct server_line *line, uint64_t now);
+/* A message arrived at peer (a numbered line). */
+void resumable_numbered(struct peer *peer, uint64_t now);
+/* Between batches of events: idle acknowledgements, the storm's steps. */
+void resumable_tick(struct bench *b, uint64_t now);
+/* The storm is over, or there is none. */
+bool resumable_calm(const struct bench *b);
+/* The server ended peer's connection: true when that is a drop to come
+ * back from (--server-drops), rather than a failure. */
+bool resumable_dropped(struct peer *peer, uint64_t now);
+bool resumable_all_acked(const struct bench *b);
+void resumable_check(struct bench *b);
+void resumable_leave(struct bench *b);
 
 /* --- stats.c ----------------------------------------------------------- */
 

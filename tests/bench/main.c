@@ -13,12 +13,12 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-static const char *const workload_names[] = {"pingpong", "flood", "idle", "connect"};
+static const char *const workload_names[] = {"pingpong", "flood", "idle", "connect", "storm"};
 static const char *const target_names[] = {"turnchatd", "relay", "direct"};
 
 static void usage(FILE *f)
 {
-	fputs("usage: turnchat-bench pingpong|flood|idle|connect [options]\n"
+	fputs("usage: turnchat-bench pingpong|flood|idle|connect|storm [options]\n"
 	      "       turnchat-bench relay-server [-H host] -p port [-T seconds]\n"
 	      "  -H, --host HOST         server on loopback (127.0.0.1)\n"
 	      "  -p, --port PORT         its port (52928)\n"
@@ -32,7 +32,11 @@ static void usage(FILE *f)
 	      "  -s, --size BYTES        message text length (32)\n"
 	      "  -S, --sources N         connect from 127.0.0.2 .. 127.0.0.N+1 (16; 0: any)\n"
 	      "      --setup-window N    pairs being connected at once (32)\n"
-	      "      --settle SECONDS    idle: wait before reading the server's RSS (1)\n"
+	      "      --settle SECONDS    idle: wait before reading the server's RSS; storm:\n"
+	      "                          pingpong before every connection is dropped (1)\n"
+	      "  -R, --resume            resumable clients: /caps resume, /ack, ACK (storm: always)\n"
+	      "      --reconnect-ms MS   storm: each tries again after 0.5-1.5 x MS (200)\n"
+	      "      --server-drops      storm: wait for the server to drop everyone (restart it)\n"
 	      "      --tls               speak TLS (turnchatd's tls_port, or stunnel in front)\n"
 	      "      --pid PID[,PID...]  the server's processes, measured as one (found by\n"
 	      "                          its port otherwise)\n"
@@ -112,10 +116,15 @@ static void report(const struct options *opt, const struct result *r)
 				 : -1;
 	if (r->rss_base_kib >= 0 && r->rss_kib >= 0 && r->connections > 0)
 		per_conn = (double)(r->rss_kib - r->rss_base_kib) / r->connections;
+	bool storm = opt->workload == WORKLOAD_STORM;
 
-	printf("%s against %s at %s port %s%s: %u connections\n", workload_names[opt->workload],
+	printf("%s against %s at %s port %s%s%s: %u connections\n", workload_names[opt->workload],
 	       target_names[opt->target], opt->host, opt->port, opt->tls ? " over TLS" : "",
-	       r->connections);
+	       opt->resume ? ", resumable clients" : "", r->connections);
+	if (storm)
+		printf("  every pair talking again %.3f s after the drop (server CPU %.1f us per "
+		       "connection)\n",
+		       r->storm_s, r->storm_cpu_us);
 	if (connect)
 		printf("  %.0f connections/s until paired (%.2f s)\n", rate, r->seconds);
 	else
@@ -123,22 +132,26 @@ static void report(const struct options *opt, const struct result *r)
 		       (unsigned long long)r->sent, (unsigned long long)r->received, rate,
 		       r->seconds);
 	printf("  %s p50 %.1f us, p99 %.1f us, max %.1f us\n",
-	       connect ? "connect to PAIRED" : "one-way latency", us(histogram_percentile(h, 50)),
-	       us(histogram_percentile(h, 99)), us(h->max));
+	       connect ? "connect to PAIRED"
+	       : storm ? "a pair talking again"
+		       : "one-way latency",
+	       us(histogram_percentile(h, 50)), us(histogram_percentile(h, 99)), us(h->max));
 	printf("  server CPU %.1f%% (%.3f us per %s), bench CPU %.1f%%\n", r->server_cpu, cost_us,
 	       connect ? "connection" : "message", r->bench_cpu);
 	if (per_conn >= 0)
 		printf("  server RSS %ld KiB -> %ld KiB: %.3f KiB per connection\n", r->rss_base_kib,
 		       r->rss_kib, per_conn);
 	printf("  %llu errors\n", (unsigned long long)r->errors);
-	printf("RESULT workload=%s target=%s tls=%s pairs=%u connections=%u sent=%llu received=%llu "
-	       "seconds=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f server_cpu=%.1f "
-	       "server_us=%.3f bench_cpu=%.1f rss_base_kib=%ld rss_kib=%ld kib_per_conn=%.3f errors=%llu\n",
+	printf("RESULT workload=%s target=%s tls=%s resume=%s pairs=%u connections=%u sent=%llu "
+	       "received=%llu seconds=%.3f rate=%.0f p50_us=%.1f p99_us=%.1f max_us=%.1f "
+	       "server_cpu=%.1f server_us=%.3f bench_cpu=%.1f rss_base_kib=%ld rss_kib=%ld "
+	       "kib_per_conn=%.3f storm_s=%.3f storm_cpu_us=%.1f errors=%llu\n",
 	       workload_names[opt->workload], target_names[opt->target], opt->tls ? "yes" : "no",
-	       opt->pairs, r->connections, (unsigned long long)r->sent,
+	       opt->resume ? "yes" : "no", opt->pairs, r->connections, (unsigned long long)r->sent,
 	       (unsigned long long)r->received, r->seconds, rate, us(histogram_percentile(h, 50)),
 	       us(histogram_percentile(h, 99)), us(h->max), r->server_cpu, cost_us, r->bench_cpu,
-	       r->rss_base_kib, r->rss_kib, per_conn, (unsigned long long)r->errors);
+	       r->rss_base_kib, r->rss_kib, per_conn, storm ? r->storm_s : -1,
+	       storm ? r->storm_cpu_us : -1, (unsigned long long)r->errors);
 }
 
 int main(int argc, char **argv)
@@ -158,6 +171,9 @@ int main(int argc, char **argv)
 		{"settle", required_argument, NULL, 'e'},
 		{"pid", required_argument, NULL, 'i'},
 		{"tls", no_argument, NULL, 'L'},
+		{"resume", no_argument, NULL, 'R'},
+		{"reconnect-ms", required_argument, NULL, 'r'},
+		{"server-drops", no_argument, NULL, 'D'},
 		{"time-limit", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -171,19 +187,20 @@ int main(int argc, char **argv)
 			      .size = 32,
 			      .sources = 16,
 			      .setup_window = 32,
-			      .settle = 1};
+			      .settle = 1,
+			      .reconnect_ms = 200};
 	double v, time_limit = 0;
 	int c;
 
 	if (argc >= 2 && strcmp(argv[1], "relay-server") == 0)
 		return relay_server_main(argc - 1, argv + 1);
-	if (argc < 2 || lookup(workload_names, 4, argv[1]) < 0) {
+	if (argc < 2 || lookup(workload_names, 5, argv[1]) < 0) {
 		usage(argc >= 2 && strcmp(argv[1], "--help") == 0 ? stdout : stderr);
 		return argc >= 2 && strcmp(argv[1], "--help") == 0 ? 0 : 64;
 	}
-	opt.workload = (enum workload)lookup(workload_names, 4, argv[1]);
+	opt.workload = (enum workload)lookup(workload_names, 5, argv[1]);
 	optind = 2;
-	while ((c = getopt_long(argc, argv, "H:p:t:P:C:d:n:w:s:S:T:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "H:p:t:P:C:d:n:w:s:S:T:Rh", longopts, NULL)) != -1) {
 		bool ok = true;
 		switch (c) {
 		case 'H':
@@ -238,6 +255,16 @@ int main(int argc, char **argv)
 		case 'L':
 			opt.tls = true;
 			break;
+		case 'R':
+			opt.resume = true;
+			break;
+		case 'r':
+			ok = number(optarg, 0, 60000, &v);
+			opt.reconnect_ms = v;
+			break;
+		case 'D':
+			opt.server_drops = true;
+			break;
 		case 'T':
 			ok = number(optarg, 1, 86400, &v);
 			time_limit = v;
@@ -264,6 +291,12 @@ int main(int argc, char **argv)
 		/* The relay and direct pairs would make two TLS clients talk to each other. */
 		fprintf(stderr,
 			"turnchat-bench: --tls needs -t turnchatd (or stunnel in front of it)\n");
+		return 64;
+	}
+	if (opt.workload == WORKLOAD_STORM)
+		opt.resume = true;
+	if (opt.resume && opt.target != TARGET_TURNCHATD) {
+		fprintf(stderr, "turnchat-bench: --resume needs -t turnchatd\n");
 		return 64;
 	}
 	if (opt.workload == WORKLOAD_IDLE)

@@ -50,11 +50,14 @@ void pairs_paired(struct bench *b, struct peer *peer, const struct server_line *
 		pair_ready(b, peer);
 }
 
-/* turnchatd: /name, /mode for flood, and /join a room of the pair's own. */
+/* turnchatd: /caps resume if asked, /name, /mode for flood, and /join a
+ * room of the pair's own. */
 static void queue_handshake(struct bench *b, struct peer *peer)
 {
 	char room[PROTOCOL_NAME_MAX + 1];
 	snprintf(room, sizeof(room), "r%u", peer->pair);
+	if (b->opt->resume)
+		resumable_handshake(b, peer);
 	protocol_append_command(&b->out, "name", peer->name);
 	if (b->opt->workload == WORKLOAD_FLOOD)
 		protocol_append_command(&b->out, "mode", "free");
@@ -62,10 +65,16 @@ static void queue_handshake(struct bench *b, struct peer *peer)
 	bench_write_out(b, peer);
 }
 
+/* The source address of a side: the same for all its connections. */
+int pairs_source(const struct bench *b, const struct peer *peer)
+{
+	unsigned sources = b->opt->sources;
+	return sources > 0 ? (int)((2 * peer->pair + (unsigned)(peer->side - 'a')) % sources) : -1;
+}
+
 void pairs_start(struct bench *b, unsigned i)
 {
 	struct peer *p[2] = {&b->peers[2 * i], &b->peers[2 * i + 1]};
-	int sources = (int)b->opt->sources;
 
 	for (int s = 0; s < 2; s++) {
 		*p[s] = (struct peer){.bench = b,
@@ -77,7 +86,7 @@ void pairs_start(struct bench *b, unsigned i)
 	}
 	/* Both sides connect back to back: the relay pairs in accept order. */
 	for (int s = 0; s < 2; s++) {
-		int source = sources > 0 ? (int)((2 * i + (unsigned)s) % (unsigned)sources) : -1;
+		int source = pairs_source(b, p[s]);
 		if (b->opt->target == TARGET_DIRECT && s == 1) {
 			int fd = accept4(b->listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 			if (fd < 0 || peer_adopt(p[1], b->loop, fd) < 0)

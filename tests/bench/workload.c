@@ -59,14 +59,15 @@ static size_t put_number(char *p, uint64_t v)
  * Queues one message "SEQ SENT_NS PAIRSIDE xxx..." in b->out. Against the
  * relay the sender writes what turnchatd would deliver, "MSG " and all, so
  * the receiving side runs the same code for both, and both senders the same
- * formatter.
+ * formatter. A resumable client says a message again after a resume as it
+ * was, but for its time: it keeps no copy, since the text follows from seq.
  */
-static void append_message(struct bench *b, struct peer *peer, uint64_t now)
+void workload_append(struct bench *b, struct peer *peer, uint64_t seq, uint64_t now)
 {
 	char text[4 + 4096];
 	size_t start = b->opt->target == TARGET_TURNCHATD ? 4 : 0;
 	memcpy(text, "MSG ", 4);
-	size_t len = 4 + put_number(text + 4, peer->sent);
+	size_t len = 4 + put_number(text + 4, seq);
 	text[len++] = ' ';
 	len += put_number(text + len, now);
 	text[len++] = ' ';
@@ -77,10 +78,13 @@ static void append_message(struct bench *b, struct peer *peer, uint64_t now)
 		memset(text + len, 'x', b->opt->size + 4 - len);
 		len = b->opt->size + 4;
 	}
-	if (protocol_append_message(&b->out, text + start, len - start) < 0) {
+	if (protocol_append_message(&b->out, text + start, len - start) < 0)
 		bench_fail(b, "output scratch full");
-		return;
-	}
+}
+
+static void append_message(struct bench *b, struct peer *peer, uint64_t now)
+{
+	workload_append(b, peer, peer->sent, now);
 	peer->sent++;
 	b->result->sent++;
 	b->budget--;
@@ -96,7 +100,9 @@ void bench_write_out(struct bench *b, struct peer *peer)
 
 static void send_one(struct bench *b, struct peer *peer)
 {
-	if (can_send(b, peer)) {
+	if (can_send(b, peer) && peer->io.fd >= 0) {
+		if (b->opt->resume)
+			resumable_ack_first(b, peer);
 		append_message(b, peer, now_ns());
 		bench_write_out(b, peer);
 	}
@@ -107,6 +113,10 @@ static void top_up(struct bench *b, struct peer *sender)
 {
 	/* One clock reading for the batch: they all leave in this one write. */
 	uint64_t now = now_ns();
+	if (sender->io.fd < 0)
+		return;
+	if (b->opt->resume)
+		resumable_ack_first(b, sender);
 	while (sender->sent - sender->partner->received < b->opt->window && can_send(b, sender))
 		append_message(b, sender, now);
 	bench_write_out(b, sender);
@@ -147,7 +157,11 @@ static void receive_message(struct bench *b, struct peer *peer, const char *text
 	peer->received = seq + 1;
 	b->result->received++;
 	b->last_rx = now;
-	histogram_add(&b->result->latency, now > sent_ns ? now - sent_ns : 0);
+	if (b->opt->resume)
+		resumable_numbered(peer, now);
+	/* A storm's histogram is of how long each pair took to talk again. */
+	if (b->opt->workload != WORKLOAD_STORM)
+		histogram_add(&b->result->latency, now > sent_ns ? now - sent_ns : 0);
 	if (b->opt->workload != WORKLOAD_FLOOD)
 		send_one(b, peer); /* the reply: it is this side's turn now */
 }
@@ -173,21 +187,27 @@ void workload_line(struct peer *peer, const char *line, size_t len, uint64_t now
 		if (parsed.version != PROTOCOL_VERSION)
 			bench_fail(b, "server speaks protocol version %u", parsed.version);
 		break;
-	case SRV_ERR:
 	case SRV_BYE:
+		/* Turned away while coming back (a restart under way): try again. */
+		if (b->opt->resume && peer->away && resumable_dropped(peer, now))
+			break;
+		/* fall through */
+	case SRV_ERR:
 		bench_fail(b, "pair %u side %c: %.*s", peer->pair, peer->side, (int)len, line);
 		break;
+	case SRV_CAPS: /* asked for with --resume only */
+	case SRV_TOKEN:
+	case SRV_ACK:
+	case SRV_RESUMED:
+		resumable_line(peer, &parsed, now);
+		break;
 	case SRV_WAITING:
-	case SRV_INFO:
-	case SRV_CAPS: /* the bench asks for no capabilities */
+	case SRV_INFO: /* a partner's drop and return, among others */
 	case SRV_TYPING:
 	case SRV_ACTION:
 	case SRV_DONE:
 	case SRV_RELAYED:
 	case SRV_SECURE:
-	case SRV_TOKEN:
-	case SRV_ACK:
-	case SRV_RESUMED:
 	case SRV_PONG:
 	case SRV_UNKNOWN:
 		break;
@@ -209,6 +229,8 @@ void workload_connected(struct peer *peer)
 void workload_peer_failed(struct peer *peer, const char *why)
 {
 	struct bench *b = peer->bench;
+	if (b->opt->resume && resumable_dropped(peer, now_ns()))
+		return;
 	bench_fail(b, "pair %u side %c: %s", peer->pair, peer->side, why);
 	if (!(peer->paired && peer->partner->paired))
 		b->dead++; /* it will never be ready: stop waiting for it */
@@ -246,6 +268,9 @@ static void start_sending(struct bench *b)
 	unsigned pairs = b->opt->pairs;
 	b->budget = b->opt->max_messages;
 	enter(b, PHASE_RUN);
+	if (b->opt->server_drops)
+		fputs("turnchat-bench: every pair talking; waiting for the server to drop them\n",
+		      stderr);
 	if (b->opt->workload != WORKLOAD_IDLE)
 		measure_from(b);
 	b->last_rx = b->phase_start;
@@ -291,9 +316,11 @@ static void advance(struct bench *b, uint64_t now)
 		start_sending(b);
 		return;
 	case PHASE_RUN:
-		if (b->budget > 0 && now - b->phase_start < (uint64_t)(opt->duration * 1e9) &&
-		    !(opt->per_sender &&
-		      b->result->sent == 2ull * opt->per_sender * (pairs - b->dead)))
+		/* A storm under way is seen through, within the time limit. */
+		if ((b->budget > 0 && now - b->phase_start < (uint64_t)(opt->duration * 1e9) &&
+		     !(opt->per_sender &&
+		       b->result->sent == 2ull * opt->per_sender * (pairs - b->dead))) ||
+		    !resumable_calm(b))
 			return;
 		enter(b, PHASE_DRAIN);
 		return;
@@ -306,6 +333,12 @@ static void advance(struct bench *b, uint64_t now)
 		}
 		if (b->last_rx > b->window_start)
 			b->result->seconds = (double)(b->last_rx - b->window_start) / 1e9;
+		/* Measured: the last acknowledgements cost nothing counted. */
+		enter(b, opt->resume ? PHASE_ACKS : PHASE_DONE);
+		return;
+	case PHASE_ACKS:
+		if (!resumable_all_acked(b) && now - b->phase_start < DRAIN_LIMIT_NS)
+			return;
 		enter(b, PHASE_DONE);
 		return;
 	case PHASE_DONE:
@@ -387,6 +420,8 @@ int workload_run(const struct options *opt, struct result *result)
 				(unsigned long long)result->sent);
 			break;
 		}
+		if (opt->resume)
+			resumable_tick(b, now);
 		advance(b, now);
 		if (b->phase != PHASE_DONE && event_loop_dispatch(b->loop, 5) < 0 && errno != EINTR) {
 			bench_fail(b, "epoll: %s", strerror(errno));
@@ -395,6 +430,10 @@ int workload_run(const struct options *opt, struct result *result)
 	}
 	if (opt->workload != WORKLOAD_CONNECT)
 		check_delivery(b);
+	if (opt->resume) {
+		resumable_check(b);
+		resumable_leave(b);
+	}
 	for (unsigned i = 0; i < 2 * opt->pairs; i++)
 		peer_close(&b->peers[i]);
 	event_loop_dispatch(b->loop, 0); /* frees the removed sources */

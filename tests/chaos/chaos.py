@@ -31,10 +31,13 @@ sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 import hostile  # noqa: E402
 import hostile_tls  # noqa: E402
+import resumers  # noqa: E402
 import turnchat_helpers  # noqa: E402
 from peers import Client, conversation  # noqa: E402
 
-MAX_CLIENTS = 300
+# Room for the honest pairs, the hostile actors and the resumers' pairs
+# at once; fill() fills what is left.
+MAX_CLIENTS = 360
 # CPU the daemon may spend while only stalled handshakes wait (seconds over
 # QUIET_SECONDS): its once-a-second sweep, not a loop spinning on them.
 QUIET_SECONDS = 2.0
@@ -231,11 +234,19 @@ async def run(daemon, args, problems):
         jobs += [guarded(a, "hostile TLS", problems)
                  for a in hostile_tls.actors(port, daemon.tls_port, problems, door)]
     jobs.append(guarded(fill(port, problems, door, all_started), "fill", problems))
-    done = await asyncio.gather(*jobs)
+    resume_jobs, pool = resumers.actors(port, problems, door)
+    jobs += [guarded(r, "resume", problems) for r in resume_jobs]
+    try:
+        done = await asyncio.gather(*jobs)
+    finally:
+        pool.shutdown(wait=False)
+    done, resumed = done[:-len(resume_jobs)], done[-len(resume_jobs):]
     finished = sum(1 for d in done[:args.pairs] if d)
-    print(f"{finished} of {args.pairs} conversations and {sum(1 for d in done[args.pairs:] if d)}"
-          f" of {len(done) - args.pairs} hostile actors finished in {time.monotonic() - t0:.1f} s")
+    print(f"{finished} of {args.pairs} conversations, {sum(1 for d in done[args.pairs:] if d)}"
+          f" of {len(done) - args.pairs} hostile actors and {sum(1 for r in resumed if r)} of "
+          f"{len(resumed)} resume actors finished in {time.monotonic() - t0:.1f} s")
     print("hostile actors: " + ", ".join(sorted({str(d).split(" ")[0] for d in done[args.pairs:] if d})))
+    print("resume actors: " + "; ".join(r for r in resumed if r))
     print(next((d for d in done if d and d.startswith("fill")), "fill did not finish"))
     if finished != args.pairs:
         problems.append(f"only {finished} of {args.pairs} conversations finished")
@@ -294,6 +305,12 @@ def main():
         for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
             if marker in log:
                 problems.append(f"sanitizer report in the daemon's log: {marker}")
+        if any(token in log for token in resumers.TOKENS):
+            problems.append("a resume token is in the daemon's log")
+        # Someone left away would still count: everyone has gone by now.
+        if alive and "shutting down: 0 clients, 0 conversations" not in log:
+            problems.append("the daemon still held people at the stop: " + next(
+                (line for line in log.splitlines() if "shutting down:" in line), "(no line)"))
         if problems:
             print(f"--- turnchatd log (last 40 lines) ---\n" + "\n".join(log.splitlines()[-40:]))
     for p in problems[:50]:

@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """turnchatd under valgrind's memcheck: a few conversations and the ways
 they end (quit, a lost peer, a too-long line, a reload, people still
-waiting and talking at the stop), then SIGTERM. Passes when memcheck finds
+waiting and talking at the stop), resumable ones (a drop and a resume, an
+old connection replaced, a return after the partner quit, a spent token,
+someone away and a pair talking at the stop), then SIGTERM. Passes when memcheck finds
 no error and nothing definitely, indirectly or possibly lost at exit.
 Skipped (status 77) when valgrind is not installed.
 
@@ -21,7 +23,49 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "lib"))
 
 from peers import Client, conversation  # noqa: E402
-from turnchat_helpers import Daemon  # noqa: E402
+from resumable import Loop, connector, lost_or_doubled, pair  # noqa: E402
+from turnchat_helpers import Daemon, hello  # noqa: E402
+
+# Seconds for anything the daemon does under memcheck, ten times slower.
+SLOW = 30
+
+
+def resumes(daemon, problems):
+    """What resume allocates, in every way it is let go (the caller stops
+    the daemon, then runs the returned loop until the pair it leaves talking
+    has its BYE)."""
+    loop = Loop()
+    patient = dict(timeout=SLOW, keepalive=SLOW, handshake=SLOW)
+    a, b = pair(loop, connector(daemon.port), "resumed", "free", **patient)
+    for i in range(5):
+        a.say(f"a{i}")
+        b.say(f"b{i}")
+    a.drop("close")
+    b.drop("abandon")
+    loop.run(lambda: a.resumes and b.resumes and a.delivered and b.delivered, SLOW, "resumes")
+    problems += lost_or_doubled(a, b)
+    away, quitter = pair(loop, connector(daemon.port), "missed", **patient)
+    away.drop("reset", after=600)
+    loop.run(lambda: quitter.info, SLOW, "the drop noticed")
+    quitter.say("bye")
+    quitter.quit()
+    loop.run(lambda: quitter.ended, SLOW, "the quit")
+    spent = away.token
+    away.come_back()
+    loop.run(lambda: away.ended, SLOW, "the return")
+    if (away.ended, away.received) != ("peer-quit", [("MSG", "bye")]):
+        problems.append(f"back after the partner quit: {away.describe()}")
+    late = hello(daemon.connect())
+    late.send("/caps resume")
+    late.line()
+    late.send(f"/resume {spent} 0")
+    if not late.line(SLOW).startswith("ERR no-session"):
+        problems.append("a spent token was taken")
+    late.close()
+    gone, stays = pair(loop, connector(daemon.port), "gone", **patient)
+    gone.drop("close", after=600)
+    loop.run(lambda: stays.info, SLOW, "the drop noticed")
+    return loop, (a, b, stays)
 
 
 async def drive(daemon, problems):
@@ -63,10 +107,15 @@ async def drive(daemon, problems):
     await stay[2].expect("PAIRED")
     stay[2].send("still talking")
     await stay[1].until(lambda: stay[1].msgs, what="a message")
+    loop, resumers = resumes(daemon, problems)
     daemon.terminate()  # once: a second SIGTERM would end it before memcheck's report
     for c in stay:
         await c.until(lambda c=c: c.bye == "shutdown", what="BYE shutdown")
         await c.close()
+    loop.run(lambda: all(c.ended for c in resumers), SLOW, "BYE shutdown to the resumers")
+    if [c.ended for c in resumers] != ["shutdown"] * 3:
+        problems.append(f"resumers at the stop: {[c.describe() for c in resumers]}")
+    loop.close()
 
 
 def main():

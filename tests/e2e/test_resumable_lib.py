@@ -159,6 +159,18 @@ def test_a_resume_cut_short_can_be_tried_again(daemon, loop):
     assert again.line().startswith("RESUMED 0 Barret ")
 
 
+def test_someone_whose_connection_broke_unnoticed_learns_how_it_ended(daemon, loop):
+    cloud, barret = pair(loop, connector(daemon.port))
+    # Cloud's network goes: the daemon sees an open connection, Cloud nothing.
+    cloud.drop("abandon", after=60)
+    barret.say("last words")
+    barret.quit()
+    loop.run(lambda: barret.ended, what="Barret's BYE")
+    cloud.come_back()
+    loop.run(lambda: cloud.ended, what="Cloud's return")
+    assert (cloud.ended, cloud.received) == ("peer-quit", [("MSG", "last words")])
+
+
 # ------------------------------------------------------------ a scripted server
 
 def scripted(*scripts):

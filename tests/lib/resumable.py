@@ -10,9 +10,20 @@ did not get. Loop drives any number of them in one thread, on non-blocking
 sockets; lost_or_doubled() says whether every line of a pair arrived once,
 in order.
 
-Used by the end-to-end tests (tests/e2e/test_resumable_lib.py), the chaos
-test's resume actors (tests/chaos/resumers.py) and the system tests; each
-puts this folder on sys.path. Standard library only."""
+    loop = Loop()
+    cloud, barret = pair(loop, connector(port), mode="free")
+    cloud.say("hi")
+    barret.drop("reset")
+    loop.run(lambda: cloud.delivered and barret.delivered)
+    assert lost_or_doubled(cloud, barret) == []
+
+connect() may be any callable returning a connected socket (the system
+tests' box.connect, say); it runs in the Loop's thread, so a slow one
+holds the other clients meanwhile. Used by the end-to-end tests
+(tests/e2e/test_resumable_lib.py), the chaos test's resume actors
+(tests/chaos/resumers.py) and the container's resume driver
+(tests/packaging/resume_driver.py); each puts this folder on sys.path.
+Standard library only."""
 
 import random
 import selectors
@@ -151,7 +162,8 @@ class Resumable:
         return self.acked == len(self.said)
 
     def describe(self):
-        return (f"{self.name}: {self.phase}{' ' + self.ended if self.ended else ''}, turn {self.turn}, said "
+        return (f"{self.name}: {self.phase}{' ' + self.ended if self.ended else ''}, turn "
+                f"{self.turn}, said "
                 f"{len(self.said)} (acked {self.acked}), received {len(self.received)}, "
                 f"{self.drops} drops, {self.resumes} resumes")
 
@@ -177,6 +189,11 @@ class Resumable:
         elif how == "reset":
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._lost(f"dropped ({how})", after)
+
+    def come_back(self):
+        """Tries to come back now, if away (after a drop held back by after)."""
+        if self.phase == "away":
+            self.reconnect_at = time.monotonic()
 
     def abandoned_closed(self):
         """True once the server closed every abandoned socket (what it sent
