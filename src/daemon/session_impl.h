@@ -2,8 +2,8 @@
  * session_impl: what the two files of the session module share, and
  * nobody else includes. session.c holds a session's life and its states,
  * session_conversation.c the conversations between two, session_resume.c
- * what keeps a conversation going across connections and daemons
- * (turnchat-protocol(7), "Resuming a conversation").
+ * what keeps a conversation going across connections (turnchat-protocol(7),
+ * "Resuming a conversation"), and session_restore.c across daemons.
  */
 #ifndef TURNCHAT_SESSION_IMPL_H
 #define TURNCHAT_SESSION_IMPL_H
