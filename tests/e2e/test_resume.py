@@ -33,8 +33,9 @@ def token_of(client):
     return m.group(1), int(m.group(2))
 
 
-def resumable_pair(daemon, mode=None, barret_caps="resume"):
-    """(cloud, barret, cloud_token, barret_token); Barret speaks first in turns mode."""
+def resumable_pair(daemon, mode=None, barret_caps="resume", seconds=120):
+    """(cloud, barret, cloud_token, barret_token); Barret speaks first in
+    turns mode. daemon: anything with connect(), test_state's Manager too."""
     cloud = resumable(daemon, "Cloud", mode)
     assert cloud.line() == "WAITING lobby"
     if barret_caps is None:
@@ -46,8 +47,8 @@ def resumable_pair(daemon, mode=None, barret_caps="resume"):
     first = "-" if mode == "free" else "you"
     assert barret.line() == f"PAIRED Cloud {mode or 'turns'} {first}"
     assert cloud.line().startswith("PAIRED Barret ")
-    cloud_token, seconds = token_of(cloud)
-    assert seconds == 120
+    cloud_token, told = token_of(cloud)
+    assert told == seconds
     barret_token = token_of(barret)[0] if barret_caps is not None else None
     return cloud, barret, cloud_token, barret_token
 
@@ -151,7 +152,7 @@ def test_resumed_says_how_many_lines_arrived_so_the_rest_can_be_sent_again(daemo
 
 def test_the_partner_hears_peer_lost_when_nobody_comes_back(make_daemon):
     d = make_daemon(server_settings="resume_timeout = 2;")
-    cloud, barret, cloud_token, _ = resumable_pair_with_timeout(d)
+    cloud, barret, cloud_token, _ = resumable_pair(d, seconds=2)
     barret.send("anyone?")
     cloud.close()
     assert barret.line() == ("INFO Cloud's connection dropped; waiting up to 2 seconds "
@@ -163,15 +164,6 @@ def test_the_partner_hears_peer_lost_when_nobody_comes_back(make_daemon):
     d.wait_for_log("did not come back within 2 seconds")
     late, answer = come_back(d, cloud_token, 0)
     assert answer.startswith("ERR no-session ")
-
-
-def resumable_pair_with_timeout(d):
-    cloud = resumable(d, "Cloud")
-    assert cloud.line() == "WAITING lobby"
-    barret = resumable(d, "Barret")
-    assert barret.line() == "PAIRED Cloud turns you"
-    assert cloud.line() == "PAIRED Barret turns peer"
-    return cloud, barret, token_of(cloud)[0], token_of(barret)[0]
 
 
 def test_someone_away_when_the_conversation_ends_learns_how_it_ended(daemon):

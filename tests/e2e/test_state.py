@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test_resume import come_back, resumable, token_of
+from test_resume import come_back, resumable_pair, token_of
 from turnchat_helpers import TURNCHATD, Raw, free_port, write_config, wait_for
 
 LOST = ("ERR no-session No conversation to resume with that token: the server restarted "
@@ -113,18 +113,9 @@ def manager(tmp_path):
     m.close()
 
 
-def talking_pair(m):
-    cloud = resumable(m, "Cloud")
-    assert cloud.line() == "WAITING lobby"
-    barret = resumable(m, "Barret")
-    assert barret.line() == "PAIRED Cloud turns you"
-    assert cloud.line() == "PAIRED Barret turns peer"
-    return cloud, barret, token_of(cloud)[0], token_of(barret)[0]
-
-
 def test_a_restart_keeps_the_conversation_and_its_unread_lines(manager):
     manager.start()
-    cloud, barret, cloud_token, barret_token = talking_pair(manager)
+    cloud, barret, cloud_token, barret_token = resumable_pair(manager)
     barret.send("before the restart")
     assert cloud.line() == "MSG before the restart"
     cloud.send("/ack 1")
@@ -158,7 +149,7 @@ def test_a_crash_loses_nothing_the_clients_still_hold(manager):
     sender sends again what RESUMED says is missing, the receiver is not
     sent twice what it has."""
     manager.start()
-    cloud, barret, cloud_token, barret_token = talking_pair(manager)
+    cloud, barret, cloud_token, barret_token = resumable_pair(manager)
     time.sleep(1.2)  # a state with the pair in it is written
     sent = []
     for i in range(5):
@@ -199,7 +190,7 @@ def lines_until_quiet(client, seconds=0.5):
 def damaged(manager, how):
     """Runs a daemon with a pair, stops it, and damages the stored state."""
     manager.start()
-    cloud, barret, cloud_token, _ = talking_pair(manager)
+    cloud, barret, cloud_token, _ = resumable_pair(manager)
     assert manager.stop() == 0
     fd = manager.stored
     assert fd is not None, "no state was stored"
