@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from test_resume import come_back, resumable_pair, token_of
+from test_resume import come_back, resumable, resumable_pair, token_of
 from turnchat_helpers import TURNCHATD, Raw, free_port, write_config, wait_for
 
 LOST = ("ERR no-session No conversation to resume with that token: the server restarted "
