@@ -144,6 +144,11 @@ def test_conversation(listening):
     assert uid_of(box, pid) != 0
     netns = box.run(["readlink", f"/proc/{pid}/ns/net"]).stdout
     assert netns != box.run(["readlink", "/proc/1/ns/net"]).stdout
+    # Room for a descriptor a connection, max_clients (1024) and beyond.
+    limits = box.read(f"/proc/{pid}/limits")
+    soft = next(line.split()[3] for line in limits.splitlines()
+                if line.startswith("Max open files"))
+    assert int(soft) >= 4 * 1024, limits
 
 
 def test_status_counts(listening):
