@@ -100,6 +100,19 @@ def clean(err):
         assert sign not in err, err
 
 
+def both_ended_well(barret, cloud, barret_lines, cloud_lines):
+    """Both exited 0 with nothing amiss on stderr, and each one's lines
+    reached the other once, in order; returns their stderr texts."""
+    barret_status, barret_err = ended(barret)
+    cloud_status, cloud_err = ended(cloud)
+    assert (barret_status, cloud_status) == (0, 0), barret_err + cloud_err
+    clean(barret_err)
+    clean(cloud_err)
+    arrived_once_in_order(cloud, "Barret", barret_lines)
+    arrived_once_in_order(barret, "Cloud", cloud_lines)
+    return barret_err, cloud_err
+
+
 def test_turns_mode_carries_on_across_every_fault(daemon, proxy, scripts):
     cloud = scripts("Cloud")
     daemon.wait_for_log("Cloud (127.0.0.1")
@@ -121,13 +134,7 @@ def test_turns_mode_carries_on_across_every_fault(daemon, proxy, scripts):
     barret.proc.stdin.close()
     cloud.expect("Barret left the conversation.", SLOW)
     cloud.proc.stdin.close()
-    barret_status, barret_err = ended(barret)
-    cloud_status, cloud_err = ended(cloud)
-    assert (barret_status, cloud_status) == (0, 0), barret_err + cloud_err
-    clean(barret_err)
-    clean(cloud_err)
-    arrived_once_in_order(cloud, "Barret", barret_lines)
-    arrived_once_in_order(barret, "Cloud", cloud_lines)
+    barret_err, cloud_err = both_ended_well(barret, cloud, barret_lines, cloud_lines)
     assert "Reconnected." in barret_err and "Reconnected." in cloud_err
 
 
@@ -152,13 +159,7 @@ def test_free_mode_carries_on_across_every_fault(daemon, proxy, scripts):
     # Both say /done at the end of their input: everything arrives, then BYE done.
     cloud.proc.stdin.close()
     barret.proc.stdin.close()
-    barret_status, barret_err = ended(barret)
-    cloud_status, cloud_err = ended(cloud)
-    assert (barret_status, cloud_status) == (0, 0), barret_err + cloud_err
-    clean(barret_err)
-    clean(cloud_err)
-    arrived_once_in_order(cloud, "Barret", barret_lines)
-    arrived_once_in_order(barret, "Cloud", cloud_lines)
+    both_ended_well(barret, cloud, barret_lines, cloud_lines)
 
 
 def test_a_script_that_cannot_get_back_lists_what_may_not_have_arrived(make_daemon, tmp_path):
