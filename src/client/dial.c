@@ -50,26 +50,34 @@ static void release(struct dial *dial)
 	free(dial);
 }
 
+/* Ends a dial that hands nothing over: its handshake, socket and addresses. */
+static void discard(struct dial *dial)
+{
+	if (dial->tls)
+		tls_free(dial->tls);
+	drop_socket(dial);
+	release(dial);
+}
+
 /* Hands the outcome over; the dial is gone before the owner hears of it,
  * and the socket off this loop, so the owner's connection can watch it. */
 static void finish(struct dial *dial, bool ok)
 {
 	dial_done_fn *done = dial->done;
 	void *ctx = dial->ctx;
-	int fd = ok ? dial->fd : -1;
-	struct tls *tls = ok ? dial->tls : NULL;
+	int fd = dial->fd;
+	struct tls *tls = dial->tls;
 	char why[sizeof(dial->why)];
 
-	snprintf(why, sizeof(why), "%s", dial->why);
-	event_source_remove(dial->source);
 	if (!ok) {
-		if (dial->tls)
-			tls_free(dial->tls);
-		if (dial->fd >= 0)
-			close(dial->fd);
+		snprintf(why, sizeof(why), "%s", dial->why);
+		discard(dial);
+		done(ctx, -1, NULL, why);
+		return;
 	}
+	event_source_remove(dial->source);
 	release(dial);
-	done(ctx, fd, tls, ok ? NULL : why);
+	done(ctx, fd, tls, NULL);
 }
 
 /* Starts connecting to the next address; false when none is left. */
@@ -218,12 +226,8 @@ struct dial *dial_start(struct event_loop *loop, const struct dial_target *targe
 
 void dial_cancel(struct dial *dial)
 {
-	if (dial == NULL)
-		return;
-	if (dial->tls)
-		tls_free(dial->tls);
-	drop_socket(dial);
-	release(dial);
+	if (dial)
+		discard(dial);
 }
 
 void dial_close(int fd, struct tls *tls)
