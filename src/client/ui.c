@@ -1,9 +1,11 @@
 /*
- * ui: dispatch to the kind of ui in use, called by chat; and the look of a
- * line (ui_format), shared by ui_plain and ui_terminal.
+ * ui: dispatch to the kind of ui in use, called by chat; the life both kinds
+ * share (the watch on stdin, the memory); and the look of a line
+ * (ui_format), shared by ui_plain and ui_terminal.
  */
 #include "ui.h"
 
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -16,10 +18,22 @@
  * since theirs start with their name and a colon. */
 #define UI_MARKER "-- "
 
+void *ui_new(size_t size, const struct ui_ops *ops, const struct ui_style *style,
+	     const struct ui_handler *handler, void *ctx)
+{
+	struct ui *ui = calloc(1, size);
+	if (ui)
+		*ui = (struct ui){.ops = ops, .style = *style, .handler = handler, .ctx = ctx};
+	return ui;
+}
+
 void ui_destroy(struct ui *ui)
 {
-	if (ui)
-		ui->ops->destroy(ui);
+	if (ui == NULL)
+		return;
+	ui->ops->release(ui);
+	event_source_remove(ui->source);
+	free(ui);
 }
 
 void ui_show(struct ui *ui, enum ui_kind kind, const char *name, const char *text, size_t len)

@@ -96,7 +96,9 @@ size_t ui_unsent_input(struct ui *ui, bool *more);
 
 /* What both kinds share: each kind fills in one of these. */
 struct ui_ops {
-	void (*destroy)(struct ui *ui);
+	/* What is the kind's own; ui_destroy then ends the watch on stdin and
+	 * frees the ui, which starts with struct ui. */
+	void (*release)(struct ui *ui);
 	void (*show)(struct ui *ui, enum ui_kind kind, const char *name, const char *text,
 		     size_t len);
 	void (*set_status)(struct ui *ui, const struct ui_status *status);
@@ -111,7 +113,15 @@ struct ui {
 	const struct ui_ops *ops;
 	struct ui_style style;
 	bool terminal;
+	struct event_source *source; /* stdin; NULL for a script reading a regular file */
+	const struct ui_handler *handler;
+	void *ctx;
 };
+
+/* A kind's zeroed struct of size bytes, starting with a struct ui filled in;
+ * NULL without memory. For ui_plain_create and ui_terminal_create. */
+void *ui_new(size_t size, const struct ui_ops *ops, const struct ui_style *style,
+	     const struct ui_handler *handler, void *ctx);
 
 /*
  * Appends one line as shown: the time when asked for, then the speaker's

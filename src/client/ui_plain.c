@@ -23,7 +23,6 @@
 
 struct ui_plain {
 	struct ui base;
-	struct event_source *source; /* NULL when stdin is a regular file */
 	struct line_reader reader;
 	bool eof;
 	bool eof_told;
@@ -31,9 +30,7 @@ struct ui_plain {
 	bool handing;      /* a line is being handed over... */
 	size_t handed_end; /* ...and its text ends here in input */
 	enum ui_turn turn;
-	bool reconnecting; /* nothing is handed over, the end of input neither */
-	const struct ui_handler *handler;
-	void *ctx;
+	bool reconnecting;  /* nothing is handed over, the end of input neither */
 	struct buffer line; /* scratch for one line shown */
 };
 
@@ -61,14 +58,14 @@ static void reader_line(struct line_reader *reader, const char *line, size_t len
 	 * ends the conversation) must not count this one. */
 	ui->handed_end = (size_t)(line + len - buffer_peek(&reader->input));
 	ui->handing = true;
-	ui->handler->on_line(ui->ctx, line, len);
+	ui->base.handler->on_line(ui->base.ctx, line, len);
 	ui->handing = false;
 }
 
 static void reader_too_long(struct line_reader *reader)
 {
 	struct ui_plain *ui = of_reader(reader);
-	ui->handler->on_too_long(ui->ctx, PLAIN_MAX_LINE);
+	ui->base.handler->on_too_long(ui->base.ctx, PLAIN_MAX_LINE);
 }
 
 static const struct line_reader_handler reader_handler = {
@@ -86,11 +83,11 @@ static void deliver(struct ui_plain *ui)
 	/* Then the end of input, once every line before it is out. */
 	if (line_reader_deliver(&ui->reader, ui->eof) && ui->eof && !ui->eof_told && may_send(ui)) {
 		ui->eof_told = true;
-		ui->handler->on_eof(ui->ctx);
+		ui->base.handler->on_eof(ui->base.ctx);
 	}
 	ui->delivering = false;
-	if (ui->source)
-		event_source_set_events(ui->source, may_send(ui) && !ui->eof ? EPOLLIN : 0);
+	if (ui->base.source)
+		event_source_set_events(ui->base.source, may_send(ui) && !ui->eof ? EPOLLIN : 0);
 }
 
 static void read_some(struct ui_plain *ui)
@@ -117,7 +114,7 @@ static void plain_ready(int fd, uint32_t events, void *data)
 static void plain_poll(struct ui *base)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
-	if (ui->source == NULL && may_send(ui) && !ui->eof)
+	if (ui->base.source == NULL && may_send(ui) && !ui->eof)
 		read_some(ui);
 }
 
@@ -177,17 +174,15 @@ static size_t plain_unsent_input(struct ui *base, bool *more)
 	return lines;
 }
 
-static void plain_destroy(struct ui *base)
+static void plain_release(struct ui *base)
 {
 	struct ui_plain *ui = (struct ui_plain *)base;
-	event_source_remove(ui->source);
 	line_reader_release(&ui->reader);
 	buffer_release(&ui->line);
-	free(ui);
 }
 
 static const struct ui_ops plain_ops = {
-	.destroy = plain_destroy,
+	.release = plain_release,
 	.show = plain_show,
 	.set_status = plain_set_status,
 	.poll = plain_poll,
@@ -197,17 +192,13 @@ static const struct ui_ops plain_ops = {
 struct ui *ui_plain_create(struct event_loop *loop, const struct ui_style *style,
 			   const struct ui_handler *handler, void *ctx)
 {
-	struct ui_plain *ui = calloc(1, sizeof(*ui));
+	struct ui_plain *ui = ui_new(sizeof(*ui), &plain_ops, style, handler, ctx);
 	if (ui == NULL)
 		return NULL;
-	ui->base.ops = &plain_ops;
-	ui->base.style = *style;
 	ui->base.style.bell = false; /* a script has no bell to ring */
 	buffer_init(&ui->line, 4 * PLAIN_MAX_LINE + 256);
-	ui->handler = handler;
-	ui->ctx = ctx;
 	line_reader_init(&ui->reader, PLAIN_MAX_LINE, PLAIN_READ_CHUNK, &reader_handler);
 	/* epoll refuses regular files and /dev/null: plain_poll reads those. */
-	ui->source = event_add_fd(loop, STDIN_FILENO, 0, plain_ready, ui);
+	ui->base.source = event_add_fd(loop, STDIN_FILENO, 0, plain_ready, ui);
 	return &ui->base;
 }

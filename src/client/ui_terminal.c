@@ -41,9 +41,6 @@
 
 struct ui_terminal {
 	struct ui base;
-	struct event_source *source;
-	const struct ui_handler *handler;
-	void *ctx;
 	struct ui_status status;
 	bool installed; /* readline is drawing the prompt */
 	bool eof;       /* Ctrl-D on an empty line: handed over once readline is done */
@@ -144,7 +141,7 @@ static void hand_over(struct ui_terminal *ui, const char *text)
 			char *line = strndup(text, len);
 			if (line) {
 				add_history(line);
-				ui->handler->on_line(ui->ctx, line, len);
+				ui->base.handler->on_line(ui->base.ctx, line, len);
 				free(line);
 			}
 		}
@@ -208,10 +205,10 @@ static void terminal_ready(int fd, uint32_t events, void *data)
 	}
 	if (ui->eof) {
 		/* Nothing more is read; Ctrl-C still works, through its signal. */
-		event_source_set_events(ui->source, 0);
-		ui->handler->on_eof(ui->ctx);
-	} else if (note_line(ui) && rl_end > 0 && ui->handler->on_typing) {
-		ui->handler->on_typing(ui->ctx);
+		event_source_set_events(ui->base.source, 0);
+		ui->base.handler->on_eof(ui->base.ctx);
+	} else if (note_line(ui) && rl_end > 0 && ui->base.handler->on_typing) {
+		ui->base.handler->on_typing(ui->base.ctx);
 	}
 }
 
@@ -324,7 +321,7 @@ static void terminal_set_input(struct ui *base, const char *text, size_t len)
 	note_line(ui); /* put there, not typed */
 }
 
-static void terminal_destroy(struct ui *base)
+static void terminal_release(struct ui *base)
 {
 	struct ui_terminal *ui = (struct ui_terminal *)base;
 	/* No prompt and no half-typed line stay behind; chat has said what was not sent. */
@@ -333,16 +330,14 @@ static void terminal_destroy(struct ui *base)
 		fflush(stdout);
 		rl_callback_handler_remove();
 	}
-	event_source_remove(ui->source);
 	free(ui->entered);
 	buffer_release(&ui->drawn);
 	buffer_release(&ui->shown);
 	active = NULL;
-	free(ui);
 }
 
 static const struct ui_ops terminal_ops = {
-	.destroy = terminal_destroy,
+	.release = terminal_release,
 	.show = terminal_show,
 	.set_status = terminal_set_status,
 	.resize = terminal_resize,
@@ -371,14 +366,10 @@ static void bind_keys(void)
 struct ui *ui_terminal_create(struct event_loop *loop, const char *name, const struct ui_style *style,
 			      const struct ui_handler *handler, void *ctx)
 {
-	struct ui_terminal *ui = calloc(1, sizeof(*ui));
+	struct ui_terminal *ui = ui_new(sizeof(*ui), &terminal_ops, style, handler, ctx);
 	if (ui == NULL)
 		return NULL;
-	ui->base.ops = &terminal_ops;
-	ui->base.style = *style;
 	ui->base.terminal = true;
-	ui->handler = handler;
-	ui->ctx = ctx;
 	ui->status = (struct ui_status){.turn = UI_UNPAIRED, .peer = ""};
 	ui->ellipsis = strcmp(nl_langinfo(CODESET), "UTF-8") == 0 ? "\u2026" : "...";
 	/* xterm cuts rows when it narrows; tmux (inside it too) and most others re-wrap. */
@@ -386,8 +377,8 @@ struct ui *ui_terminal_create(struct event_loop *loop, const char *name, const s
 	buffer_init(&ui->drawn, TERMINAL_MAX_SHOWN);
 	buffer_init(&ui->shown, TERMINAL_MAX_SHOWN);
 	snprintf(ui->name, sizeof(ui->name), "%s", name);
-	ui->source = event_add_fd(loop, STDIN_FILENO, EPOLLIN, terminal_ready, ui);
-	if (ui->source == NULL) {
+	ui->base.source = event_add_fd(loop, STDIN_FILENO, EPOLLIN, terminal_ready, ui);
+	if (ui->base.source == NULL) {
 		free(ui);
 		return NULL;
 	}
