@@ -36,12 +36,9 @@ static void listener_ready(int fd, uint32_t events, void *data);
 
 struct listener *listener_create(struct event_loop *loop, listener_accept_fn *fn, void *data)
 {
-	struct listener *listener = calloc(1, sizeof(*listener));
-	if (listener == NULL)
-		return NULL;
-	listener->loop = loop;
-	listener->fn = fn;
-	listener->data = data;
+	struct listener *listener = malloc(sizeof(*listener));
+	if (listener)
+		*listener = (struct listener){.loop = loop, .fn = fn, .data = data};
 	return listener;
 }
 
