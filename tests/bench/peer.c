@@ -55,6 +55,8 @@ static const char *failure(const struct peer *peer, int error)
 #ifdef HAVE_TLS
 	if (peer->io.tls && error == EPROTO)
 		return tls_error(peer->io.tls);
+#else
+	(void)peer;
 #endif
 	return strerror(error);
 }
