@@ -34,7 +34,7 @@ void buffer_release(struct buffer *buf)
 	buf->start = buf->end = buf->size = 0;
 }
 
-char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
+char *buffer_grow(struct buffer *buf, size_t want, size_t *room)
 {
 	size_t used = buffer_length(buf);
 
@@ -76,11 +76,6 @@ char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
 		*room = buf->size - buf->end < buffer_room(buf) ? buf->size - buf->end
 								: buffer_room(buf);
 	return buf->data + buf->end;
-}
-
-void buffer_commit(struct buffer *buf, size_t len)
-{
-	buf->end += len;
 }
 
 int buffer_append(struct buffer *buf, const void *bytes, size_t len)

@@ -39,9 +39,35 @@ static inline size_t buffer_room(const struct buffer *buf)
 /* Returns 0, or -1 with errno ENOBUFS (over the limit: nothing appended) or ENOMEM. */
 int buffer_append(struct buffer *buf, const void *bytes, size_t len);
 
-/* Makes room for at least want bytes at the end; returns where to write them. */
-char *buffer_reserve(struct buffer *buf, size_t want, size_t *room);
-void buffer_commit(struct buffer *buf, size_t len);
+/* buffer_reserve when the room is not there yet: slides or grows. */
+char *buffer_grow(struct buffer *buf, size_t want, size_t *room);
+
+/* Makes room for want bytes at the end (fewer only where the limit leaves
+ * fewer); returns where to write them, NULL without memory or room, and
+ * *room, if asked, how many may be written. Inline: on the hot path the
+ * room is there already, and the call would cost more than the check. */
+static inline char *buffer_reserve(struct buffer *buf, size_t want, size_t *room)
+{
+	size_t tail = buf->size - buf->end, may = buffer_room(buf);
+
+	if (buf->data == NULL || want > tail || want > may)
+		return buffer_grow(buf, want, room);
+	if (room != NULL)
+		*room = tail < may ? tail : may;
+	return buf->data + buf->end;
+}
+
+static inline void buffer_commit(struct buffer *buf, size_t len)
+{
+	buf->end += len;
+}
+
+/* Keeps the first len bytes (len <= buffer_length): takes back what was
+ * appended after them. */
+static inline void buffer_truncate(struct buffer *buf, size_t len)
+{
+	buf->end = buf->start + len;
+}
 
 /* Drops len bytes from the front. Emptied memory is kept for the next
  * bytes: a busy connection allocates nothing per line. */
