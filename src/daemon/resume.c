@@ -1,7 +1,7 @@
 /*
  * resume: the token and the replay of one person granted resume, for
- * session.c and session_resume.c. A record's number is stored in its
- * first 8 bytes; the line after it runs to its LF, which no line contains
+ * session.c and session_resume.c, and the replay's stored form for
+ * state_codec.c. A record's line runs to its LF, which no line contains
  * otherwise.
  */
 #include "resume.h"
@@ -10,8 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-
-#define RECORD_HEADER sizeof(uint64_t)
 
 struct resume *resume_create(size_t limit)
 {
@@ -71,15 +69,39 @@ bool resume_token_is(const struct resume *resume, const char *token)
 	return current || (resume->previous_good && previous);
 }
 
+/* A record in memory: the sender's number, the length of the line, then
+ * the line. The length spares an acknowledgement a search for each LF. */
+struct record_header {
+	uint64_t number;
+	uint32_t length;
+};
+#define RECORD_HEADER (sizeof(uint64_t) + sizeof(uint32_t))
+
+static struct record_header header_at(const char *data)
+{
+	struct record_header h;
+	memcpy(&h.number, data, sizeof(h.number));
+	memcpy(&h.length, data + sizeof(h.number), sizeof(h.length));
+	return h;
+}
+
+static void put_header(char *data, uint64_t number, uint32_t length)
+{
+	memcpy(data, &number, sizeof(number));
+	memcpy(data + sizeof(number), &length, sizeof(length));
+}
+
 size_t resume_record_begin(struct resume *resume, unsigned long seq)
 {
 	/* From the first byte kept, not from the memory's: an append may move
 	 * what is kept to the front of its block. */
-	size_t mark = buffer_length(&resume->replay);
-	uint64_t number = seq;
+	size_t mark = buffer_length(&resume->replay), room;
+	char *header = buffer_reserve(&resume->replay, RECORD_HEADER, &room);
 
-	if (buffer_append(&resume->replay, &number, sizeof(number)) < 0)
+	if (header == NULL || room < RECORD_HEADER)
 		return SIZE_MAX;
+	put_header(header, seq, 0);
+	buffer_commit(&resume->replay, RECORD_HEADER);
 	return mark;
 }
 
@@ -87,22 +109,46 @@ int resume_record_end(struct resume *resume, size_t mark, int rc, const char **l
 {
 	if (mark == SIZE_MAX)
 		return -1;
-	if (rc < 0) {
+	char *record = (char *)buffer_peek(&resume->replay) + mark;
+	size_t length = buffer_length(&resume->replay) - mark - RECORD_HEADER;
+	if (rc < 0 || length > UINT32_MAX) {
 		/* Nothing of it stays: neither its number nor part of a line. */
-		resume->replay.end = resume->replay.start + mark;
-		return rc;
+		buffer_truncate(&resume->replay, mark);
+		return rc < 0 ? rc : -1;
 	}
-	*line = buffer_peek(&resume->replay) + mark + RECORD_HEADER;
-	*len = buffer_length(&resume->replay) - mark - RECORD_HEADER;
+	struct record_header h = header_at(record);
+	put_header(record, h.number, (uint32_t)length);
+	if (mark == 0)
+		resume->first_unacked = (unsigned long)h.number;
+	*line = record + RECORD_HEADER;
+	*len = length;
 	resume->sent++;
 	return 0;
 }
 
-/* The length of the record at data (its header and line). */
-static size_t record_length(const char *data, size_t available)
+/* Appends a whole record in one reservation; -1 when it does not fit. */
+static int append_record(struct resume *resume, uint64_t number, const char *line, size_t len)
 {
-	const char *lf = memchr(data + RECORD_HEADER, '\n', available - RECORD_HEADER);
-	return (size_t)(lf - data) + 1;
+	size_t room;
+	char *record = len > UINT32_MAX ? NULL
+					: buffer_reserve(&resume->replay, RECORD_HEADER + len, &room);
+
+	if (record == NULL || room < RECORD_HEADER + len)
+		return -1;
+	put_header(record, number, (uint32_t)len);
+	memcpy(record + RECORD_HEADER, line, len);
+	if (buffer_length(&resume->replay) == 0)
+		resume->first_unacked = (unsigned long)number;
+	buffer_commit(&resume->replay, RECORD_HEADER + len);
+	return 0;
+}
+
+int resume_keep(struct resume *resume, unsigned long seq, const char *line, size_t len)
+{
+	if (append_record(resume, seq, line, len) < 0)
+		return -1;
+	resume->sent++;
+	return 0;
 }
 
 bool resume_acknowledge(struct resume *resume, unsigned long count)
@@ -110,26 +156,20 @@ bool resume_acknowledge(struct resume *resume, unsigned long count)
 	if (count > resume->sent && !resume->restored)
 		return false;
 	while (resume->acked < count) {
-		size_t len = buffer_length(&resume->replay);
-		if (len == 0)
+		if (buffer_length(&resume->replay) == 0)
 			break; /* acknowledged already in another life (a restored state) */
-		buffer_consume(&resume->replay, record_length(buffer_peek(&resume->replay), len));
+		struct record_header h = header_at(buffer_peek(&resume->replay));
+		buffer_consume(&resume->replay, RECORD_HEADER + h.length);
 		resume->acked++;
 	}
 	resume->acked = count > resume->acked ? count : resume->acked;
-	if (buffer_length(&resume->replay) == 0)
+	if (buffer_length(&resume->replay) == 0) {
 		buffer_trim(&resume->replay);
+		resume->first_unacked = 0;
+	} else {
+		resume->first_unacked = (unsigned long)header_at(buffer_peek(&resume->replay)).number;
+	}
 	return true;
-}
-
-unsigned long resume_first_unacked(const struct resume *resume)
-{
-	uint64_t number;
-
-	if (buffer_length(&resume->replay) == 0)
-		return 0;
-	memcpy(&number, buffer_peek(&resume->replay), sizeof(number));
-	return (unsigned long)number;
 }
 
 int resume_replay(const struct resume *resume, struct buffer *out)
@@ -138,10 +178,61 @@ int resume_replay(const struct resume *resume, struct buffer *out)
 	size_t len = buffer_length(&resume->replay);
 
 	for (size_t at = 0; at < len;) {
-		size_t record = record_length(data + at, len - at);
-		if (buffer_append(out, data + at + RECORD_HEADER, record - RECORD_HEADER) < 0)
+		struct record_header h = header_at(data + at);
+		if (buffer_append(out, data + at + RECORD_HEADER, h.length) < 0)
 			return -1;
-		at += record;
+		at += RECORD_HEADER + h.length;
 	}
 	return 0;
+}
+
+/* The state (state_codec.c) keeps each record as its number and its line
+ * to the LF, without the length, as version 1 of the state always has. */
+
+size_t resume_stored_length(const struct resume *resume)
+{
+	size_t records = 0, len = buffer_length(&resume->replay);
+	const char *data = buffer_peek(&resume->replay);
+
+	for (size_t at = 0; at < len; records++)
+		at += RECORD_HEADER + header_at(data + at).length;
+	return len - records * sizeof(uint32_t);
+}
+
+int resume_store(const struct resume *resume, struct buffer *out)
+{
+	const char *data = buffer_peek(&resume->replay);
+	size_t len = buffer_length(&resume->replay);
+
+	for (size_t at = 0; at < len;) {
+		struct record_header h = header_at(data + at);
+		if (buffer_append(out, &h.number, sizeof(h.number)) < 0 ||
+		    buffer_append(out, data + at + RECORD_HEADER, h.length) < 0)
+			return -1;
+		at += RECORD_HEADER + h.length;
+	}
+	return 0;
+}
+
+bool resume_restore_replay(struct resume *resume, const char *data, size_t len)
+{
+	/* The cap may have been lowered meanwhile: what was kept stays. */
+	size_t need = len + len / (sizeof(uint64_t) + 1) * sizeof(uint32_t);
+	if (need > resume->replay.limit)
+		resume->replay.limit = need;
+	for (size_t at = 0; at < len;) {
+		uint64_t number;
+		if (len - at < sizeof(number) + 1)
+			return false;
+		memcpy(&number, data + at, sizeof(number));
+		const char *line = data + at + sizeof(number);
+		const char *lf = memchr(line, '\n', len - at - sizeof(number));
+		if (lf == NULL)
+			return false;
+		size_t length = (size_t)(lf - line) + 1;
+		if (append_record(resume, number, line, length) < 0)
+			return false;
+		at += sizeof(number) + length;
+	}
+	return true;
 }

@@ -4,7 +4,7 @@
  * that lets them back in, the numbers of the lines in both directions, and
  * the replay, their partner's lines not yet acknowledged. No I/O beyond
  * the random token, no session states: session.c and session_resume.c own
- * those and call these.
+ * those and call these; state_codec.c keeps the replay across restarts.
  */
 #ifndef TURNCHAT_RESUME_H
 #define TURNCHAT_RESUME_H
@@ -38,8 +38,10 @@ struct resume {
 	bool restored;       /* by this daemon from the last one's state (state.c) */
 	bool kept;           /* in the state written as the daemon stops */
 	/* Records, one per line sent and not acknowledged: the number the
-	 * sender gave it (8 bytes), then the line as sent, LF included. */
+	 * sender gave it, the line's length, then the line as sent, LF
+	 * included (resume.c). */
 	struct buffer replay;
+	unsigned long first_unacked; /* the first record's number; 0 when none */
 };
 
 /* NULL when out of memory. The replay holds at most limit bytes. */
@@ -54,9 +56,13 @@ int resume_new_token(struct resume *resume);
  * much of a guess was right. */
 bool resume_token_is(const struct resume *resume, const char *token);
 
-/* Starts the record of a line numbered seq by its sender; the caller
- * appends the line itself (a protocol_append_* call on &resume->replay),
- * then calls resume_record_end with that call's result. */
+/* Keeps a copy of line (len bytes, LF included), numbered seq by its
+ * sender, and counts it sent; -1 when the replay cannot hold it. */
+int resume_keep(struct resume *resume, unsigned long seq, const char *line, size_t len);
+
+/* Or, where the line has nowhere else to be written: starts the record
+ * of a line numbered seq by its sender; the caller appends the line itself (a protocol_append_* call
+ * on &resume->replay), then calls resume_record_end with that call's result. */
 size_t resume_record_begin(struct resume *resume, unsigned long seq);
 /* Keeps the record if rc is 0 (and counts it sent), else takes it back.
  * Returns rc; the line is at *line for *len bytes while it is kept. */
@@ -69,12 +75,25 @@ int resume_record_end(struct resume *resume, size_t mark, int rc, const char **l
 bool resume_acknowledge(struct resume *resume, unsigned long count);
 
 /* The sender's number of the first line not yet acknowledged, or 0 when
- * all are: what the partner may be told in ACK is everything before it. */
-unsigned long resume_first_unacked(const struct resume *resume);
+ * all are: what the partner may be told in ACK is everything before it.
+ * Kept, not looked up: it is asked for every line the partner sends. */
+static inline unsigned long resume_first_unacked(const struct resume *resume)
+{
+	return resume->first_unacked;
+}
 
 /* Appends to out every line not yet acknowledged, without the numbers:
  * what a returning person has not seen. -1 when out cannot take them. */
 int resume_replay(const struct resume *resume, struct buffer *out);
+
+/* The replay as the state keeps it (state_codec.c): each record's number
+ * (8 bytes) and its line, to and with its LF. resume_stored_length is
+ * what resume_store appends, -1 when out cannot take it all. */
+size_t resume_stored_length(const struct resume *resume);
+int resume_store(const struct resume *resume, struct buffer *out);
+/* Takes a replay in that form into an empty one, even past max_queue
+ * (lowered since, perhaps): false when it is not sound. */
+bool resume_restore_replay(struct resume *resume, const char *data, size_t len);
 
 /* The bytes the replay holds, against max_queue. */
 static inline size_t resume_replay_bytes(const struct resume *resume)

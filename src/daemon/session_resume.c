@@ -133,18 +133,33 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 		return;
 	}
 	/* A v1 sender has no numbers of its own; only ACK would use them. */
-	size_t mark = resume_record_begin(r, from->resume ? from->resume->read : r->sent + 1);
-	rc = mark == SIZE_MAX
-		     ? -1
-		     : resume_record_end(r, mark,
-					 append_numbered(&r->replay, from, to, kind, text, len),
-					 &line, &line_len);
-	if (rc < 0) {
+	unsigned long seq = from->resume ? from->resume->read : r->sent + 1;
+	struct buffer *out = to->conn ? session_output(to) : NULL;
+	size_t before = out ? buffer_length(out) : 0;
+	int kept;
+
+	/* Written once, into the output, and kept from there. Away, or with
+	 * an output too full to take it, the line is written into the replay
+	 * itself, and is there when they come back. */
+	rc = out ? append_numbered(out, from, to, kind, text, len) : -1;
+	if (rc == 0) {
+		kept = resume_keep(r, seq, buffer_peek(out) + before, buffer_length(out) - before);
+	} else {
+		size_t mark = resume_record_begin(r, seq);
+		kept = resume_record_end(
+			r, mark,
+			mark == SIZE_MAX ? -1
+					 : append_numbered(&r->replay, from, to, kind, text, len),
+			&line, &line_len);
+	}
+	if (kept < 0) {
+		if (rc == 0)
+			buffer_truncate(out, before); /* neither sent nor kept */
 		cannot_keep(to);
 		return;
 	}
 	if (to->conn)
-		session_relayed(from, to, buffer_append(session_output(to), line, line_len));
+		session_relayed(from, to, rc);
 	else if (from->conn && !session_partner_keeps_up(from))
 		connection_pause_reading(from->conn, true);
 	session_turn_passed(to);

@@ -71,7 +71,9 @@ static void put_person(struct writer *w, const struct session *s)
 	put_u8(w, r->missed_bye);
 	put_u8(w, r->missed_mode);
 	put_text(w, r->missed_peer);
-	put_bytes(w, buffer_peek(&r->replay), buffer_length(&r->replay));
+	put_u64(w, resume_stored_length(r));
+	if (!w->failed && resume_store(r, w->out) < 0)
+		w->failed = true;
 }
 
 static void put_conversation(struct writer *w, const struct conversation *c)
@@ -175,22 +177,6 @@ static char *get_name(struct reader *r, bool may_be_empty)
 	return copy;
 }
 
-/* Records as resume.c writes them: a number, then a line up to its LF. */
-static bool replay_is_sound(const char *data, size_t len)
-{
-	size_t at = 0;
-	while (at < len) {
-		if (len - at < sizeof(uint64_t) + 1)
-			return false;
-		const char *lf = memchr(data + at + sizeof(uint64_t), '\n',
-					len - at - sizeof(uint64_t));
-		if (lf == NULL)
-			return false;
-		at = (size_t)(lf - data) + 1;
-	}
-	return true;
-}
-
 /* One person, made AWAY in conversation (at side) or MISSED without one. */
 static struct session *get_person(struct server *server, struct reader *r,
 				  struct conversation *conversation)
@@ -213,15 +199,8 @@ static struct session *get_person(struct server *server, struct reader *r,
 		resume->missed_mode = (uint8_t)get_u8(r);
 		peer = get_name(r, true);
 		replay = get_bytes(r, &replay_len);
-		if (!r->failed && replay_is_sound(replay, replay_len)) {
-			/* The cap may have been lowered meanwhile: what was kept stays. */
-			resume->replay.limit = replay_len > resume->replay.limit
-						       ? replay_len
-						       : resume->replay.limit;
-			r->failed = buffer_append(&resume->replay, replay, replay_len) < 0;
-		} else {
+		if (r->failed || !resume_restore_replay(resume, replay, replay_len))
 			r->failed = true;
-		}
 	}
 	bool sound = !r->failed && resume && side < 2 && mode < CHAT_MODE_COUNT &&
 		     resume->missed_mode < CHAT_MODE_COUNT && resume->missed_bye < BYE_UNKNOWN &&

@@ -7,6 +7,7 @@ systemd the same is tested in tests/system (test_systemd.py)."""
 
 import array
 import os
+import pathlib
 import signal
 import socket
 import struct
@@ -221,6 +222,39 @@ def test_a_state_whose_loading_crashed_once_is_tried_again(manager):
     manager.start()
     back, resumed = come_back(manager, token, 0)
     assert resumed == "RESUMED 0 Barret turns peer"
+
+
+# A state kept by turnchatd 0.1.0 (state version 1) as it stopped, at add30c6,
+# before the replay kept each line's length in memory: made as in the
+# restart test above, Barret's "/me waves, not yet acknowledged" the last
+# line, unacknowledged by Cloud, and Cloud's "still here" unacknowledged by
+# Barret. A package upgrade hands the new daemon exactly such a state.
+RELEASED_STATE = pathlib.Path(__file__).with_name("state-v1-0.1.0.bin")
+RELEASED_TOKENS = {"Cloud": "1badf0c6340e826fc5ca7b5eb3a5bfe6",
+                   "Barret": "1bba9045391cc1c9e71265d3654bf5ba"}
+
+
+def test_a_state_kept_by_the_last_release_is_read_after_an_upgrade(manager):
+    fd = os.memfd_create("state")
+    os.write(fd, RELEASED_STATE.read_bytes())
+    manager.stored = fd
+    manager.start()
+    assert "1 conversation and 2 people kept" in manager.log()
+    cloud, resumed = come_back(manager, RELEASED_TOKENS["Cloud"], 1)
+    assert resumed == "RESUMED 1 Barret turns you"
+    token_of(cloud)
+    assert cloud.line() == "ACTION waves, not yet acknowledged"
+    assert cloud.line().startswith("INFO Barret is not back yet")
+    barret, resumed = come_back(manager, RELEASED_TOKENS["Barret"], 0)
+    assert resumed == "RESUMED 2 Cloud turns peer"
+    token_of(barret)
+    assert barret.line() == "ACK 1"
+    assert barret.line() == "MSG still here"
+    assert cloud.line() == "INFO Barret is back."
+    cloud.send("/ack 2")
+    cloud.send("after the upgrade")
+    assert barret.line() == "ACK 2"
+    assert barret.line() == "MSG after the upgrade"
 
 
 def test_without_a_service_manager_nothing_is_kept(daemon):

@@ -3,8 +3,9 @@
  * that session_resume.c relays and keeps until a /ack. Covers a record
  * kept and handed back whole, acknowledgements taking records off the
  * front, the first number not acknowledged, the replay of what is left,
- * and records kept after acknowledgements, when the buffer slides what it
- * holds to the front to make room.
+ * records kept after acknowledgements, when the buffer slides what it
+ * holds to the front to make room, and the replay's stored form (the
+ * state's, version 1) taken back as it was, or refused when unsound.
  *
  * The last two failed at 4eb6639: resume_record_begin kept the buffer's end
  * as an absolute offset, and the appends after it may slide the contents
@@ -104,7 +105,7 @@ static unsigned long fill_first_block(struct resume *r)
 	unsigned long seq = 1;
 
 	keep(r, seq++, "hi", &line, &len);
-	while (r->replay.size - r->replay.end >= 8 + 4 + 100 + 1)
+	while (r->replay.size - r->replay.end >= 12 + 4 + 100 + 1) /* header, MSG, text, LF */
 		keep(r, seq, text_of(text, 100, seq), &line, &len), seq++;
 	return seq;
 }
@@ -137,6 +138,47 @@ static void test_a_line_kept_after_a_slide_has_its_length(void **state)
 	assert_line(line, len, text);
 }
 
+/* What the state keeps: each number (8 bytes) and its line, no lengths. */
+static void test_stored_and_restored(void **state)
+{
+	struct resume *r = *state, *back = resume_create(LIMIT);
+	const char *line;
+	size_t len;
+	struct buffer stored, out;
+	uint64_t seven = 7;
+
+	keep(r, 5, "one", &line, &len);
+	keep(r, 6, "two", &line, &len);
+	keep(r, 7, "three", &line, &len);
+	assert_true(resume_acknowledge(r, 1));
+	buffer_init(&stored, LIMIT);
+	assert_int_equal(resume_store(r, &stored), 0);
+	assert_int_equal(buffer_length(&stored), resume_stored_length(r));
+	assert_int_equal(buffer_length(&stored), 8 + strlen("MSG two\n") + 8 + strlen("MSG three\n"));
+	assert_memory_equal(buffer_peek(&stored) + 8 + strlen("MSG two\n"), &seven, 8);
+
+	assert_true(resume_restore_replay(back, buffer_peek(&stored), buffer_length(&stored)));
+	assert_int_equal(resume_first_unacked(back), 6);
+	buffer_init(&out, LIMIT);
+	assert_int_equal(resume_replay(back, &out), 0);
+	assert_int_equal(buffer_length(&out), strlen("MSG two\nMSG three\n"));
+	assert_memory_equal(buffer_peek(&out), "MSG two\nMSG three\n", buffer_length(&out));
+	back->sent = 2;
+	assert_true(resume_acknowledge(back, 1));
+	assert_int_equal(resume_first_unacked(back), 7);
+	buffer_release(&out);
+	resume_destroy(back);
+
+	/* A line cut short of its LF, or a number with no line, is refused. */
+	back = resume_create(LIMIT);
+	assert_false(resume_restore_replay(back, buffer_peek(&stored), buffer_length(&stored) - 1));
+	resume_destroy(back);
+	back = resume_create(LIMIT);
+	assert_false(resume_restore_replay(back, buffer_peek(&stored), 8));
+	resume_destroy(back);
+	buffer_release(&stored);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -145,6 +187,7 @@ int main(void)
 						destroy),
 		cmocka_unit_test_setup_teardown(test_a_line_kept_after_a_slide_has_its_length, make,
 						destroy),
+		cmocka_unit_test_setup_teardown(test_stored_and_restored, make, destroy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
