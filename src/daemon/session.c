@@ -25,11 +25,6 @@
 
 const char session_default_name[] = "guest";
 
-struct session *session_partner(const struct session *session)
-{
-	return session->conversation ? session->conversation->side[1 - session->side] : NULL;
-}
-
 void session_set_state(struct session *session, enum session_state to)
 {
 	enum session_state from = session->state;

@@ -18,6 +18,7 @@
 
 #include "address.h"
 #include "connection.h"
+#include "conversation.h"
 #include "quota.h"
 #include "protocol.h"
 #include "server.h"
@@ -88,8 +89,12 @@ void session_end(void *session, enum connection_end end);
 #define SESSION_WHERE(s) \
 	peer_address_text(&(s)->peer, (char[PEER_ADDRESS_TEXT_MAX]){0}, PEER_ADDRESS_TEXT_MAX)
 
-/* The partner while PAIRED, else NULL. */
-struct session *session_partner(const struct session *session);
+/* The partner while in a conversation, else NULL. Inline: every line
+ * relayed asks for it several times. */
+static inline struct session *session_partner(const struct session *session)
+{
+	return session->conversation ? session->conversation->side[1 - session->side] : NULL;
+}
 
 /* The once-a-second look at timeouts: idle conversation, join, slow reader, closing. */
 void session_tick(struct session *session, uint64_t now);
