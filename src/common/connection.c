@@ -5,6 +5,7 @@
  * here; connection_input.c reads and hands the owner whole lines; both move
  * bytes through transport.c, in plain text or TLS.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -48,7 +49,8 @@ struct connection *connection_create(struct event_loop *loop, int fd, size_t max
 		return NULL;
 	conn->io.fd = fd;
 	conn->flush.fn = flush_deferred;
-	conn->output_limit = output_limit;
+	assert(output_limit <= UINT32_MAX);
+	conn->output_limit = (uint32_t)output_limit;
 	conn->handler = handler;
 	conn->ctx = ctx;
 	conn->events = EPOLLIN;
@@ -113,7 +115,8 @@ void connection_set_limits(struct connection *conn, size_t max_line, size_t outp
 {
 	size_t queued = buffer_length(&conn->output);
 
-	conn->output_limit = output_limit;
+	assert(output_limit <= UINT32_MAX);
+	conn->output_limit = (uint32_t)output_limit;
 	if (conn->state != CONNECTION_ABORTED)
 		/* Never below what waits: room stays for the goodbye, at least. */
 		conn->output.limit = queued > output_limit / 2 ? queued + output_limit : output_limit;

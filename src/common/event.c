@@ -18,13 +18,14 @@
 #define EVENT_BATCH 64
 #define EVENT_SIGNAL_MAX 65
 
+/* One per connection: ordered so that it fits malloc's 48-byte chunk. */
 struct event_source {
 	struct event_loop *loop;
-	int fd;
 	event_fd_fn *fn;
 	void *data;
-	bool removed;
 	SLIST_ENTRY(event_source) next_removed; /* freed after the current batch */
+	int fd;
+	bool removed;
 };
 
 struct event_loop {

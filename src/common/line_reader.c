@@ -4,12 +4,15 @@
  */
 #include "line_reader.h"
 
+#include <assert.h>
+
 void line_reader_init(struct line_reader *reader, size_t max_line, size_t read_chunk,
 		      const struct line_reader_handler *handler)
 {
 	buffer_init(&reader->input, max_line + 2 + read_chunk);
 	reader->framer = (struct framer){0};
-	reader->max_line = max_line;
+	assert(max_line <= UINT32_MAX);
+	reader->max_line = (uint32_t)max_line;
 	reader->handler = handler;
 }
 
@@ -20,7 +23,8 @@ void line_reader_release(struct line_reader *reader)
 
 void line_reader_set_max_line(struct line_reader *reader, size_t max_line, size_t read_chunk)
 {
-	reader->max_line = max_line;
+	assert(max_line <= UINT32_MAX);
+	reader->max_line = (uint32_t)max_line;
 	/* A line of max_line, its CR LF, and one more read. */
 	reader->input.limit = max_line + 2 + read_chunk;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "buffer.h"
 #include "protocol.h"
@@ -30,8 +31,8 @@ struct line_reader_handler {
 
 struct line_reader {
 	struct buffer input; /* what is not handed out yet */
-	size_t max_line;
 	const struct line_reader_handler *handler;
+	uint32_t max_line; /* at most CONFIG_MAX_LINE_MAX; 32 bits keep a connection small */
 	struct framer framer;
 	/* Set by on_line: that line is not taken, and comes again first the
 	 * next time the owner allows lines. */

@@ -40,8 +40,9 @@ struct resume;
 extern const char session_default_name[];
 
 /* Every connection has one, so it is kept small (0.5 KiB a connection in all
- * is a benchmark target): the small fields packed, the rarely needed ones
- * made on demand. */
+ * is a benchmark target): the small fields in bits, in the 4 bytes the
+ * address leaves before the next pointer, so that it fits malloc's 144-byte
+ * chunk; the rarely needed ones made on demand. */
 struct session {
 	struct server *server;
 	struct connection *conn;           /* NULL while AWAY or MISSED */
@@ -53,17 +54,19 @@ struct session {
 	uint64_t connected_ms;
 	struct rate_bucket rate;
 	union peer_address peer;
-	const char *name;        /* session_default_name, or its own copy */
-	char *room;              /* from /join on */
-	uint8_t state;           /* enum session_state, written by session.c alone */
-	uint8_t caps;            /* enum protocol_cap: what /caps granted */
-	uint8_t mode;            /* enum chat_mode */
-	uint8_t side;            /* 0 (waited) or 1 (came second) within the conversation */
-	uint8_t ipv6_prefix;     /* as counted on arrival, so it is uncounted the same */
-	uint8_t resume_failures; /* /resume refused on this connection */
-	bool rate_paused;        /* over the rate with resume: reading waits for the tick */
-	bool turn_held;          /* a line out of turn with resume: it waits for the turn */
+	unsigned state : 4;           /* enum session_state, written by session.c alone */
+	unsigned caps : 6;            /* enum protocol_cap: what /caps granted */
+	unsigned mode : 1;            /* enum chat_mode */
+	unsigned side : 1;            /* 0 (waited) or 1 (came second) within the conversation */
+	unsigned ipv6_prefix : 8;     /* as counted on arrival, so it is uncounted the same */
+	unsigned resume_failures : 8; /* /resume refused on this connection */
+	bool rate_paused : 1;         /* over the rate with resume: reading waits for the tick */
+	bool turn_held : 1;           /* a line out of turn with resume: it waits for the turn */
+	const char *name;             /* session_default_name, or its own copy */
+	char *room;                   /* from /join until paired */
 };
+_Static_assert(SESSION_CLOSING < 16 && PROTOCOL_CAP_COUNT <= 6 && CHAT_MODE_COUNT <= 2,
+	       "struct session's bit fields hold every value");
 
 /* The address key it was counted under: SESSION_KEY(s) in an argument list. */
 static inline const struct address_key *session_key(const struct session *s, struct address_key *key)

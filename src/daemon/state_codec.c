@@ -203,7 +203,8 @@ static struct session *get_person(struct server *server, struct reader *r,
 			r->failed = true;
 	}
 	bool sound = !r->failed && resume && side < 2 && mode < CHAT_MODE_COUNT &&
-		     resume->missed_mode < CHAT_MODE_COUNT && resume->missed_bye < BYE_UNKNOWN &&
+		     caps < (1u << PROTOCOL_CAP_COUNT) && resume->missed_mode < CHAT_MODE_COUNT &&
+		     resume->missed_bye < BYE_UNKNOWN &&
 		     (conversation ? state == SESSION_AWAY : state == SESSION_MISSED);
 	if (!sound) {
 		if (r->why == NULL)
