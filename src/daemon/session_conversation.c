@@ -67,6 +67,11 @@ int session_pair(struct session *waiter, struct session *caller, enum chat_mode 
 	log_info("#%lu %s (%s) and #%lu %s (%s) paired in room '%s', %s mode", waiter->id,
 		 waiter->name, SESSION_WHERE(waiter), caller->id, caller->name, SESSION_WHERE(caller),
 		 caller->room, protocol_mode_name(mode));
+	/* Out of the pairing now: the room is of no more use to either. */
+	for (int side = 0; side < 2; side++) {
+		free(conversation->side[side]->room);
+		conversation->side[side]->room = NULL;
+	}
 	if (server->paired_hook)
 		server->paired_hook(server->paired_hook_data, waiter, caller);
 	return 0;
