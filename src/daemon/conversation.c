@@ -43,7 +43,6 @@ static void active(struct conversation *conversation, uint64_t now)
 void conversation_spoke(struct conversation *conversation, int side, uint64_t now)
 {
 	turn_spoke(&conversation->turn, side);
-	conversation->relayed[side]++;
 	/* Whoever types next is told "typing" at once, not a second later. */
 	conversation->typing_ms[side] = 0;
 	active(conversation, now);

@@ -35,8 +35,14 @@ void conversation_destroy(struct conversation *conversation);
 
 /* Why side may not send a message now, or ERR_UNKNOWN when it may. */
 enum error_code conversation_may_speak(const struct conversation *conversation, int side);
-/* side's message was relayed at now. */
+/* side's message was accepted at now: the turn passes. */
 void conversation_spoke(struct conversation *conversation, int side, uint64_t now);
+/* side's message (or /me) reached the partner's queue, or the replay kept
+ * for them: RELAYED counts it. */
+static inline void conversation_relayed(struct conversation *conversation, int side)
+{
+	conversation->relayed[side]++;
+}
 
 /* The TYPING minimum interval: more often, /typing is not relayed. */
 #define CONVERSATION_TYPING_MS 1000

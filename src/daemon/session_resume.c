@@ -112,6 +112,14 @@ static void cannot_keep(struct session *to)
 	session_free(to);
 }
 
+/* RELAYED counts messages and /me that reached the partner, or are kept
+ * for them: not one whose queue was full, which ends their connection. */
+static void count_relayed(struct session *from, enum command_kind kind)
+{
+	if (kind != CMD_DONE)
+		conversation_relayed(from->conversation, from->side);
+}
+
 void session_relay_numbered(struct session *from, struct session *to, enum command_kind kind,
 			    const char *text, size_t len)
 {
@@ -121,14 +129,17 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 	int rc;
 
 	if (r == NULL) {
-		session_relayed(from, to,
-				append_numbered(session_output(to), from, to, kind, text, len));
+		rc = append_numbered(session_output(to), from, to, kind, text, len);
+		if (rc == 0)
+			count_relayed(from, kind);
+		session_relayed(from, to, rc);
 		return;
 	}
 	to->server->state_changed = true;
 	if (r->sent < r->acked) {
 		/* They had it before the daemon restarted from an older state. */
 		r->sent++;
+		count_relayed(from, kind);
 		session_turn_passed(to);
 		return;
 	}
@@ -158,6 +169,7 @@ void session_relay_numbered(struct session *from, struct session *to, enum comma
 		cannot_keep(to);
 		return;
 	}
+	count_relayed(from, kind);
 	if (to->conn)
 		session_relayed(from, to, rc);
 	else if (from->conn && !session_partner_keeps_up(from))
