@@ -176,8 +176,8 @@ struct text_case {
 		S(lit), TEXT_CONTROL_CHAR \
 	}
 
-/* The word-at-a-time ASCII path: one odd byte anywhere in a line, at
- * every offset within and across 8-byte words, is still seen. */
+/* The word-at-a-time ASCII paths (16 bytes, then 8): one odd byte anywhere
+ * in a line, at every offset within and across words, is still seen. */
 static void test_check_text_every_offset(void **state)
 {
 	static const struct {
@@ -196,15 +196,15 @@ static void test_check_text_every_offset(void **state)
 		{" ", 1, TEXT_OK},
 		{"~", 1, TEXT_OK},
 	};
-	char line[40];
+	char line[48];
 
 	(void)state;
 	for (size_t k = 0; k < COUNT(odd); k++) {
-		for (size_t pos = 0; pos + odd[k].len <= 24; pos++) {
+		for (size_t pos = 0; pos + odd[k].len <= 41; pos++) {
 			memset(line, 'a', sizeof(line));
 			memcpy(line + pos, odd[k].bytes, odd[k].len);
 			snprintf(at, sizeof(at), "case %zu at %zu", k, pos);
-			assert_int_equal(protocol_check_text(line, 24), odd[k].expect);
+			assert_int_equal(protocol_check_text(line, 41), odd[k].expect);
 		}
 	}
 	at[0] = '\0';
