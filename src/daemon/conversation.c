@@ -1,6 +1,7 @@
 /*
- * conversation: called by the session module when it pairs two people, and
- * before and after everything one of them says; by the unit tests.
+ * conversation: called by the session module when it pairs two people, on
+ * typing, /done and the idle tick; by the unit tests. What it asks before
+ * and after every message is inline in conversation.h.
  */
 #include "conversation.h"
 
@@ -24,33 +25,9 @@ void conversation_destroy(struct conversation *conversation)
 	free(conversation);
 }
 
-enum error_code conversation_may_speak(const struct conversation *conversation, int side)
-{
-	if (conversation->done[side])
-		return ERR_DONE;
-	/* A partner who is done takes no more turns: the other may go on. */
-	if (!turn_may_speak(&conversation->turn, side) && !conversation->done[1 - side])
-		return ERR_NOT_YOUR_TURN;
-	return ERR_UNKNOWN;
-}
-
-static void active(struct conversation *conversation, uint64_t now)
-{
-	conversation->last_line_ms = now;
-	conversation->idle_warned = false;
-}
-
-void conversation_spoke(struct conversation *conversation, int side, uint64_t now)
-{
-	turn_spoke(&conversation->turn, side);
-	/* Whoever types next is told "typing" at once, not a second later. */
-	conversation->typing_ms[side] = 0;
-	active(conversation, now);
-}
-
 bool conversation_typing(struct conversation *conversation, int side, uint64_t now)
 {
-	active(conversation, now);
+	conversation_active(conversation, now);
 	if (conversation->typing_ms[side] &&
 	    now - conversation->typing_ms[side] < CONVERSATION_TYPING_MS)
 		return false;

@@ -33,10 +33,34 @@ struct conversation *conversation_create(struct session *waiter, struct session 
 					 enum chat_mode mode, uint64_t now);
 void conversation_destroy(struct conversation *conversation);
 
-/* Why side may not send a message now, or ERR_UNKNOWN when it may. */
-enum error_code conversation_may_speak(const struct conversation *conversation, int side);
+/* Why side may not send a message now, or ERR_UNKNOWN when it may. Inline,
+ * as the two below: asked for every message. */
+static inline enum error_code conversation_may_speak(const struct conversation *conversation,
+						     int side)
+{
+	if (conversation->done[side])
+		return ERR_DONE;
+	/* A partner who is done takes no more turns: the other may go on. */
+	if (!turn_may_speak(&conversation->turn, side) && !conversation->done[1 - side])
+		return ERR_NOT_YOUR_TURN;
+	return ERR_UNKNOWN;
+}
+
+/* A message or typing at now: the idle clock starts again. */
+static inline void conversation_active(struct conversation *conversation, uint64_t now)
+{
+	conversation->last_line_ms = now;
+	conversation->idle_warned = false;
+}
+
 /* side's message was accepted at now: the turn passes. */
-void conversation_spoke(struct conversation *conversation, int side, uint64_t now);
+static inline void conversation_spoke(struct conversation *conversation, int side, uint64_t now)
+{
+	turn_spoke(&conversation->turn, side);
+	/* Whoever types next is told "typing" at once, not a second later. */
+	conversation->typing_ms[side] = 0;
+	conversation_active(conversation, now);
+}
 /* side's message (or /me) reached the partner's queue, or the replay kept
  * for them: RELAYED counts it. */
 static inline void conversation_relayed(struct conversation *conversation, int side)

@@ -1,5 +1,5 @@
 /*
- * Unit tests for turn.c (who may speak), conversation.c (the rest of a
+ * Unit tests for turn.h (who may speak), conversation.c (the rest of a
  * conversation's rules) and pairing.c (who meets whom).
  */
 #include <setjmp.h>
