@@ -155,13 +155,13 @@ bool resume_acknowledge(struct resume *resume, unsigned long count)
 {
 	if (count > resume->sent && !resume->restored)
 		return false;
-	while (resume->acked < count) {
-		if (buffer_length(&resume->replay) == 0)
-			break; /* acknowledged already in another life (a restored state) */
-		struct record_header h = header_at(buffer_peek(&resume->replay));
-		buffer_consume(&resume->replay, RECORD_HEADER + h.length);
-		resume->acked++;
-	}
+	const char *data = buffer_peek(&resume->replay);
+	size_t len = buffer_length(&resume->replay), gone = 0;
+
+	/* Past the end: acknowledged already in another life (a restored state). */
+	for (; resume->acked < count && gone < len; resume->acked++)
+		gone += RECORD_HEADER + header_at(data + gone).length;
+	buffer_consume(&resume->replay, gone);
 	resume->acked = count > resume->acked ? count : resume->acked;
 	if (buffer_length(&resume->replay) == 0) {
 		buffer_trim(&resume->replay);

@@ -20,6 +20,7 @@
 #include "connection.h"
 #include "conversation.h"
 #include "quota.h"
+#include "resume.h"
 #include "protocol.h"
 #include "server.h"
 
@@ -124,12 +125,22 @@ enum error_code session_done(struct session *session);
 void session_quit(struct session *session);
 
 /* Resume (session_resume.c). session's client said something on its
- * connection: the token it came back with is spent for good. */
-void session_heard(struct session *session);
+ * connection: the token it came back with is spent for good. Inline, as
+ * session_numbered_read: asked for every line. */
+void session_forget_previous_token(struct session *session);
+static inline void session_heard(struct session *session)
+{
+	if (session->resume && session->resume->previous_good)
+		session_forget_previous_token(session);
+}
 /* A numbered line (protocol_is_numbered) of
  * session's was read; after it was acted on (refused or not), the sender
  * hears how far its lines have got. */
-void session_numbered_read(struct session *session);
+static inline void session_numbered_read(struct session *session)
+{
+	if (session->resume && session->state == SESSION_PAIRED)
+		session->resume->read++;
+}
 void session_numbered_done(struct session *session);
 /* /ack: the partner's lines up to count arrived. */
 enum error_code session_ack(struct session *session, unsigned long count);

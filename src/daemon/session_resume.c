@@ -55,18 +55,10 @@ static void tell_ack(struct session *sender)
 	}
 }
 
-void session_heard(struct session *session)
+void session_forget_previous_token(struct session *session)
 {
-	if (session->resume && session->resume->previous_good) {
-		session->resume->previous_good = false;
-		explicit_bzero(session->resume->previous, PROTOCOL_TOKEN_HEX);
-	}
-}
-
-void session_numbered_read(struct session *session)
-{
-	if (session->resume && session->state == SESSION_PAIRED)
-		session->resume->read++;
+	session->resume->previous_good = false;
+	explicit_bzero(session->resume->previous, PROTOCOL_TOKEN_HEX);
 }
 
 void session_numbered_done(struct session *session)
