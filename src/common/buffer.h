@@ -5,6 +5,7 @@
 #ifndef TURNCHAT_BUFFER_H
 #define TURNCHAT_BUFFER_H
 
+#include <assert.h>
 #include <stddef.h>
 
 struct buffer {
@@ -66,6 +67,7 @@ static inline void buffer_commit(struct buffer *buf, size_t len)
  * appended after them. */
 static inline void buffer_truncate(struct buffer *buf, size_t len)
 {
+	assert(len <= buffer_length(buf));
 	buf->end = buf->start + len;
 }
 

@@ -23,8 +23,7 @@ enum connection_state {
 	CONNECTION_ABORTED,
 };
 
-/* One per connection: kept small, the fields ordered to leave no holes. */
-/* One per client: ordered, and the cap in 32 bits (max_queue is at most
+/* One per connection: kept small, ordered, and the cap in 32 bits (max_queue is at most
  * 64 MiB), so that it fits malloc's 208-byte chunk (an idle connection's
  * 0.5 KiB in all is a benchmark target). */
 struct connection {

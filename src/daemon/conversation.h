@@ -34,7 +34,7 @@ struct conversation *conversation_create(struct session *waiter, struct session 
 void conversation_destroy(struct conversation *conversation);
 
 /* Why side may not send a message now, or ERR_UNKNOWN when it may. Inline,
- * as the two below: asked for every message. */
+ * as the ones below: asked for every message. */
 static inline enum error_code conversation_may_speak(const struct conversation *conversation,
 						     int side)
 {

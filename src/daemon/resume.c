@@ -214,12 +214,9 @@ int resume_store(const struct resume *resume, struct buffer *out)
 	return 0;
 }
 
-bool resume_restore_replay(struct resume *resume, const char *data, size_t len)
+/* The records of the stored form into the replay; false when unsound. */
+static bool take_stored(struct resume *resume, const char *data, size_t len)
 {
-	/* The cap may have been lowered meanwhile: what was kept stays. */
-	size_t need = len + len / (sizeof(uint64_t) + 1) * sizeof(uint32_t);
-	if (need > resume->replay.limit)
-		resume->replay.limit = need;
 	for (size_t at = 0; at < len;) {
 		uint64_t number;
 		if (len - at < sizeof(number) + 1)
@@ -235,4 +232,17 @@ bool resume_restore_replay(struct resume *resume, const char *data, size_t len)
 		at += sizeof(number) + length;
 	}
 	return true;
+}
+
+bool resume_restore_replay(struct resume *resume, const char *data, size_t len)
+{
+	/* The cap may have been lowered meanwhile: what was kept stays, and
+	 * the cap is raised to just that, never further. */
+	size_t cap = resume->replay.limit;
+
+	resume->replay.limit = SIZE_MAX;
+	bool sound = take_stored(resume, data, len);
+	size_t kept = buffer_length(&resume->replay);
+	resume->replay.limit = sound && kept > cap ? kept : cap;
+	return sound;
 }

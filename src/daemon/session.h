@@ -7,9 +7,9 @@
  * connection) until they come back or resume_timeout ends their part, and
  * MISSED when the conversation ended meanwhile (its last lines and BYE
  * kept for them). Only the session module (session.c, session_resume.c)
- * writes the state; it also owns the conversations, whose rules are
- * conversation.c's. command.c turns each line into one of the session_*
- * actions below.
+ * writes the state; it also owns the conversations, whose rules are the
+ * conversation module's (conversation.h, conversation.c). command.c turns each line into one of the
+ * session_* actions below.
  */
 #ifndef TURNCHAT_SESSION_H
 #define TURNCHAT_SESSION_H
@@ -33,9 +33,6 @@ enum session_state {
 	SESSION_MISSED, /* away when its conversation ended: resume hears how */
 	SESSION_CLOSING,
 };
-
-struct conversation;
-struct resume;
 
 /* The name a session has before /name ("guest"); not allocated. */
 extern const char session_default_name[];
@@ -64,7 +61,7 @@ struct session {
 	bool rate_paused : 1;         /* over the rate with resume: reading waits for the tick */
 	bool turn_held : 1;           /* a line out of turn with resume: it waits for the turn */
 	const char *name;             /* session_default_name, or its own copy */
-	char *room;                   /* from /join until paired */
+	char *room;                   /* from /join until paired; NULL after */
 };
 _Static_assert(SESSION_CLOSING < 16 && PROTOCOL_CAP_COUNT <= 6 && CHAT_MODE_COUNT <= 2,
 	       "struct session's bit fields hold every value");

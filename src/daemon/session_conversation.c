@@ -4,7 +4,7 @@
  * to the other (with backpressure), /done, the idle warning, and the end
  * of it all. session.c calls in from /join, its tick and the endings;
  * command.c through session_say, session_typing and session_done. The
- * rules of a conversation are conversation.c's.
+ * rules of a conversation are the conversation module's.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -57,7 +57,7 @@ struct session *session_restore(struct server *server, struct resume *resume, ch
 	session->server = server;
 	session->id = ++server->next_id;
 	session->name = name;
-	session->room = room;
+	free(room); /* of no use once paired: see session_pair */
 	session->caps = caps;
 	session->mode = (uint8_t)mode;
 	session->side = (uint8_t)side;

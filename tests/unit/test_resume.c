@@ -4,8 +4,10 @@
  * kept and handed back whole, acknowledgements taking records off the
  * front, the first number not acknowledged, the replay of what is left,
  * records kept after acknowledgements, when the buffer slides what it
- * holds to the front to make room, and the replay's stored form (the
- * state's, version 1) taken back as it was, or refused when unsound.
+ * holds to the front to make room, the replay's stored form (the
+ * state's, version 1) taken back as it was, or refused when unsound, with
+ * the cap raised to what it holds and no further; and resume_keep, the
+ * copy of a line already in the output, beside a record taken back.
  *
  * The last two failed at 4eb6639: resume_record_begin kept the buffer's end
  * as an absolute offset, and the appends after it may slide the contents
@@ -179,6 +181,58 @@ static void test_stored_and_restored(void **state)
 	buffer_release(&stored);
 }
 
+/* A cap lowered since the state was kept: the replay keeps all it had, and
+ * the cap rises to just that; a cap with room to spare stays as it was. */
+static void test_restored_cap(void **state)
+{
+	struct resume *r = *state, *small = resume_create(64), *roomy = resume_create(LIMIT);
+	struct buffer stored;
+	char text[128];
+	const char *line;
+	size_t len;
+
+	for (unsigned long seq = 1; seq <= 3; seq++)
+		keep(r, seq, text_of(text, 100, seq), &line, &len);
+	buffer_init(&stored, LIMIT);
+	assert_int_equal(resume_store(r, &stored), 0);
+	assert_true(resume_restore_replay(small, buffer_peek(&stored), buffer_length(&stored)));
+	assert_int_equal(resume_replay_bytes(small), resume_replay_bytes(r));
+	assert_int_equal(small->replay.limit, resume_replay_bytes(r));
+	assert_true(resume_restore_replay(roomy, buffer_peek(&stored), buffer_length(&stored)));
+	assert_int_equal(roomy->replay.limit, LIMIT);
+	buffer_release(&stored);
+	resume_destroy(small);
+	resume_destroy(roomy);
+}
+
+/* resume_keep copies a line written elsewhere (the partner's output); a
+ * record begun and taken back leaves nothing, not even a first number. */
+static void test_keep_and_take_back(void **state)
+{
+	struct resume *r = *state;
+	const char *line;
+	size_t len;
+	struct buffer out;
+
+	size_t mark = resume_record_begin(r, 4);
+	assert_int_equal(resume_record_end(r, mark, -1, &line, &len), -1);
+	assert_int_equal(resume_replay_bytes(r), 0);
+	assert_int_equal(resume_first_unacked(r), 0);
+	assert_int_equal(r->sent, 0);
+
+	assert_int_equal(resume_keep(r, 4, "MSG four\n", 9), 0);
+	assert_int_equal(resume_keep(r, 5, "MSG five\n", 9), 0);
+	assert_int_equal(r->sent, 2);
+	assert_int_equal(resume_first_unacked(r), 4);
+	assert_true(resume_acknowledge(r, 1));
+	assert_int_equal(resume_first_unacked(r), 5);
+	buffer_init(&out, LIMIT);
+	assert_int_equal(resume_replay(r, &out), 0);
+	assert_int_equal(buffer_length(&out), 9);
+	assert_memory_equal(buffer_peek(&out), "MSG five\n", 9);
+	buffer_release(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +242,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_a_line_kept_after_a_slide_has_its_length, make,
 						destroy),
 		cmocka_unit_test_setup_teardown(test_stored_and_restored, make, destroy),
+		cmocka_unit_test_setup_teardown(test_restored_cap, make, destroy),
+		cmocka_unit_test_setup_teardown(test_keep_and_take_back, make, destroy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
